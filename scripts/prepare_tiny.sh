@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 SEED=13     # greedy top-1/top-2 logits are >= 0.03 apart in every fixture step
 LAYERS=2
-OUT=models/tiny-llama
+OUT="${1:-models/tiny-llama}"   # another directory: check that the committed model is reproducible
 PY=.venv/bin/python
 [ -x "$PY" ] || scripts/setup_venv.sh
 
