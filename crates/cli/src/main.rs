@@ -1,0 +1,52 @@
+//! `icllm`: the command line over the engine.
+//!
+//! * `generate` — one prompt (plain text or a chat message), tokens streamed
+//!   to the terminal as they are produced.
+//! * `chat` — a conversation, from the terminal or from `--message` flags.
+//! * `inspect` — prints a model directory's manifest and verifies every hash.
+//! * `bench` — native prefill and decode tokens/s of the engine against
+//!   onnxruntime on the same ONNX and prompts, and peak memory.
+//!
+//! ```sh
+//! icllm chat --model models/smollm2-135m-instruct --stages 2 --message "What is the capital of France?"
+//! ```
+
+mod bench;
+mod inspect;
+mod options;
+mod run;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "icllm",
+    version,
+    about = "Run ONNX language models with the icllm engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Continue one prompt, streaming the tokens.
+    Generate(run::GenerateArgs),
+    /// Chat with the model (interactive unless --message is given).
+    Chat(run::ChatArgs),
+    /// Print a model's manifest and verify every stage, chunk and tokenizer hash.
+    Inspect(inspect::InspectArgs),
+    /// Measure prefill and decode tokens/s against onnxruntime.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Generate(args) => run::generate(args),
+        Command::Chat(args) => run::chat(args),
+        Command::Inspect(args) => inspect::inspect(args),
+        Command::Bench(args) => bench::bench(args),
+    }
+}

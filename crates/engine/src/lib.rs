@@ -1,0 +1,68 @@
+//! The inference engine: ONNX decoder stages on tract, tokenizer, KV cache,
+//! sampling and step-wise generation.
+//!
+//! It is the one place that knows ONNX and tract; the worker canister, the
+//! command line, benchmarks and tests all use it. It builds natively and for
+//! `wasm32-unknown-unknown`, where `src/wasm_entropy.rs` serves `getrandom`
+//! (a canister has no OS entropy; see [`seed_entropy`]).
+//!
+//! * [`manifest`] — `manifest.json` of a model directory, integrity checks,
+//!   [`ModelDir`] (native) to read a whole directory.
+//! * [`stage`] — one ONNX stage on tract and its KV cache.
+//! * [`pipeline`] — all stages of a model in one process.
+//! * [`tokenizer`] — encoding, chat template, streaming decode.
+//! * [`sampling`] — greedy / temperature / top-k / top-p / repetition
+//!   penalty, deterministic on every target.
+//! * [`mod@generate`] — one token per call, or a whole generation.
+//!
+//! ```no_run
+//! # #[cfg(not(target_arch = "wasm32"))]
+//! # fn main() -> engine::Result<()> {
+//! use std::sync::Arc;
+//! use engine::{generate, ChatMessage, ModelDir, SamplingParams};
+//!
+//! let dir = ModelDir::read("models/tiny-llama/stages-1")?;
+//! let pipeline = Arc::new(dir.pipeline()?);
+//! let tokenizer = Arc::new(dir.tokenizer()?);
+//! let prompt = tokenizer.apply_chat_template(&[ChatMessage::user("Hello!")], true)?;
+//! let ids = tokenizer.encode(&prompt)?;
+//! let output = generate(pipeline, tokenizer, ids, SamplingParams::greedy(32))?;
+//! println!("{} ({:?})", output.text, output.finish_reason);
+//! # Ok(()) }
+//! # #[cfg(target_arch = "wasm32")]
+//! # fn main() {}
+//! ```
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod error;
+pub mod generate;
+pub mod manifest;
+pub mod pipeline;
+pub mod sampling;
+pub mod stage;
+pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+mod wasm_entropy;
+
+pub use error::{Error, Result};
+pub use generate::{generate, FinishReason, Generation, Output, Step, TokenLoop};
+#[cfg(not(target_arch = "wasm32"))]
+pub use manifest::ModelDir;
+pub use manifest::{
+    ChunkMeta, FileMeta, Manifest, ModelConfig, SpecialToken, SpecialTokens, StageMeta,
+};
+pub use pipeline::{Pipeline, Sequence};
+pub use sampling::{Sampler, SamplingParams};
+pub use stage::{HiddenStates, Logits, Stage, StageData, StageInput, StageKv, StageOutput};
+pub use tokenizer::{ChatMessage, Detokenizer, Tokenizer};
+#[cfg(target_arch = "wasm32")]
+pub use wasm_entropy::seed_entropy;
+
+/// Reseeds the bytes `getrandom` serves on wasm32 (see `src/wasm_entropy.rs`);
+/// natively `getrandom` uses the OS and this does nothing.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn seed_entropy(_seed: &[u8; 32]) {}
