@@ -84,11 +84,24 @@ def main():
         "decode_tokens": args.decode - 1,
         "decode_s": best_decode,
         "tokens": tokens,
-        # ru_maxrss is KiB on Linux
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss_bytes": peak_rss_bytes(),
         "threads": args.threads,
         "onnxruntime": ort.__version__,
     }))
+
+
+def peak_rss_bytes():
+    """This process's own high-water mark. ru_maxrss is not: Linux carries the
+    parent's peak across fork and exec, so a child of the engine's benchmark
+    would report the engine's memory."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 if __name__ == "__main__":
