@@ -1,0 +1,9 @@
+//! `ban_user` (update, controllers): the user's requests are refused, at
+//! `inspect_message` already for ingress.
+
+use candid::Principal;
+
+use crate::Error;
+
+pub type Args = Principal;
+pub type Response = Result<(), Error>;

@@ -1,0 +1,26 @@
+//! Candid types of the `task_manager` canister.
+//!
+//! One module per endpoint, named like the endpoint, each exporting `Args`
+//! (where the method takes an argument) and `Response`; the types the
+//! endpoints share, the [`Error`] enum among them, are in [`types`] and
+//! re-exported here. Every response is a `Result`: callers match on a typed
+//! error, never on a message string.
+//!
+//! ```
+//! use task_manager_api::{register, Error};
+//! let refused: register::Response = Err(Error::AnonymousCaller);
+//! assert!(refused.is_err());
+//! ```
+
+pub mod types;
+pub use types::*;
+
+pub mod ban_user;
+pub mod config;
+pub mod register;
+pub mod set_default_quota;
+pub mod set_paused;
+pub mod set_user_quota;
+pub mod unban_user;
+pub mod user;
+pub mod whoami;

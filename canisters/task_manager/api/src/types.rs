@@ -1,0 +1,122 @@
+//! Types shared by the endpoints.
+
+use candid::{CandidType, Deserialize, Principal};
+
+/// A user's rate limit: a token bucket of `capacity` generated tokens that
+/// refills at `refill_per_sec` tokens per second.
+///
+/// A request reserves its `max_new_tokens` from the bucket; what the job
+/// does not generate is refunded when it ends.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// The most tokens the bucket holds (and the largest single request).
+    pub capacity: u64,
+    /// Tokens added per second, up to `capacity`. Zero: a fixed allowance.
+    pub refill_per_sec: u64,
+}
+
+impl Quota {
+    /// The largest capacity a controller may set.
+    pub const MAX_CAPACITY: u64 = 1_000_000_000;
+}
+
+/// What a user sees of themself (`register`, `whoami`) and what a
+/// controller sees of a user (`user`).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UserProfile {
+    pub principal: Principal,
+    /// When the user registered (nanoseconds since the epoch, IC time).
+    pub registered_at_ns: u64,
+    pub banned: bool,
+    /// The quota in force: the user's own when set, else the default.
+    pub quota: Quota,
+    /// Whether `quota` is a per-user override.
+    pub quota_is_override: bool,
+    /// Tokens in the bucket now.
+    pub tokens_available: u64,
+}
+
+/// The canister-wide settings controllers change.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The quota of users without an override.
+    pub default_quota: Quota,
+    /// While paused, new requests are refused with [`Error::Paused`].
+    pub paused: bool,
+}
+
+/// The argument of `install_code` (install and upgrade alike).
+#[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct InitArgs {
+    /// On install: the default quota (else a built-in one). On upgrade:
+    /// replaces the default quota when given.
+    pub default_quota: Option<Quota>,
+}
+
+/// Every way a call to the task manager can fail.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The anonymous principal cannot register or use the service.
+    AnonymousCaller,
+    /// The caller has not called `register`.
+    NotRegistered,
+    /// A controller banned the caller.
+    Banned,
+    /// The method is for the canister's controllers.
+    NotController,
+    /// A controller paused the service; try again later.
+    Paused,
+    /// The bucket holds `available` tokens, the request needs `requested`;
+    /// enough will have refilled after `retry_after_secs`.
+    RateLimited {
+        retry_after_secs: u64,
+        requested: u64,
+        available: u64,
+    },
+    /// The bucket does not refill and holds fewer tokens than requested.
+    QuotaExhausted { requested: u64, available: u64 },
+    /// A single request larger than the bucket can ever hold.
+    ExceedsQuota { requested: u64, capacity: u64 },
+    /// No such user (controller methods naming a principal).
+    UnknownUser { principal: Principal },
+    /// A quota outside the accepted range.
+    InvalidQuota { reason: String },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::AnonymousCaller => write!(f, "the anonymous principal cannot use this service"),
+            Error::NotRegistered => write!(f, "the caller is not registered: call `register` first"),
+            Error::Banned => write!(f, "the caller is banned"),
+            Error::NotController => write!(f, "only controllers of the canister may call this"),
+            Error::Paused => write!(f, "the service is paused"),
+            Error::RateLimited {
+                retry_after_secs,
+                requested,
+                available,
+            } => write!(
+                f,
+                "rate limited: {requested} tokens requested, {available} available; retry in {retry_after_secs} s"
+            ),
+            Error::QuotaExhausted {
+                requested,
+                available,
+            } => write!(
+                f,
+                "quota exhausted: {requested} tokens requested, {available} available and the quota does not refill"
+            ),
+            Error::ExceedsQuota {
+                requested,
+                capacity,
+            } => write!(
+                f,
+                "{requested} tokens requested, more than the quota's capacity of {capacity}"
+            ),
+            Error::UnknownUser { principal } => write!(f, "no registered user {principal}"),
+            Error::InvalidQuota { reason } => write!(f, "invalid quota: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,32 @@
+//! Stable memory layout: one virtual memory per structure, named here and
+//! nowhere else. Ids are never reused; a structure that goes away leaves its
+//! id retired.
+
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::DefaultMemoryImpl;
+
+pub type Memory = VirtualMemory<DefaultMemoryImpl>;
+
+/// `Config` (a cell).
+pub const CONFIG: MemoryId = MemoryId::new(0);
+/// Users by principal.
+pub const USERS: MemoryId = MemoryId::new(1);
+
+/// The memories of one canister's state.
+pub struct Memories {
+    manager: MemoryManager<DefaultMemoryImpl>,
+}
+
+impl Memories {
+    /// Over the canister's stable memory (in the canister) or a fresh
+    /// in-heap memory (natively, in tests).
+    pub fn new(memory: DefaultMemoryImpl) -> Memories {
+        Memories {
+            manager: MemoryManager::init(memory),
+        }
+    }
+
+    pub fn get(&self, id: MemoryId) -> Memory {
+        self.manager.get(id)
+    }
+}

@@ -1,0 +1,4 @@
+//! Plain-Rust logic of the canister, tested natively.
+
+pub mod rate_limit;
+pub mod users;

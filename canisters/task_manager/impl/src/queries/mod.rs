@@ -1,0 +1,5 @@
+//! Query endpoints, one file each.
+
+pub mod config;
+pub mod user;
+pub mod whoami;

@@ -1,0 +1,148 @@
+//! The canister's state: stable structures only (it survives upgrades as
+//! is), opened over the memories of [`crate::memory`].
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use candid::{CandidType, Decode, Deserialize, Encode, Principal};
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{Cell as StableCell, DefaultMemoryImpl, StableBTreeMap, Storable};
+use task_manager_api::{Config, Quota};
+
+use crate::memory::{self, Memories, Memory};
+use crate::model::rate_limit::TokenBucket;
+
+/// The default quota of a new installation: 2,000 tokens, refilling at 2
+/// per second (a full bucket every ~17 minutes).
+pub const DEFAULT_QUOTA: Quota = Quota {
+    capacity: 2_000,
+    refill_per_sec: 2,
+};
+
+/// A registered user.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UserRecord {
+    pub registered_at_ns: u64,
+    pub banned: bool,
+    /// A controller's override of the default quota.
+    pub quota: Option<Quota>,
+    pub bucket: TokenBucket,
+}
+
+/// Stored layouts carry a version: a later layout adds a variant and
+/// converts on read.
+#[derive(CandidType, Deserialize, Clone, Debug)]
+enum StoredUser {
+    V1(UserRecord),
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+enum StoredConfig {
+    V1(Config),
+}
+
+fn encode<T: CandidType>(value: &T) -> Vec<u8> {
+    // Encoding a plain record cannot fail.
+    Encode!(value).expect("candid encoding of stored state")
+}
+
+fn decode<T: CandidType + for<'de> Deserialize<'de>>(bytes: &[u8]) -> T {
+    // Only this canister writes these bytes; undecodable ones mean corrupted
+    // stable memory, where trapping is right.
+    Decode!(bytes, T).expect("decoding stored state")
+}
+
+impl Storable for UserRecord {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        encode(&StoredUser::V1(self))
+    }
+
+    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+        match decode(&bytes) {
+            StoredUser::V1(record) => record,
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+/// The stored form of [`Config`] (a type of the api crate).
+#[derive(Clone, Debug)]
+pub struct ConfigCell(pub Config);
+
+impl Storable for ConfigCell {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        encode(&StoredConfig::V1(self.0))
+    }
+
+    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+        match decode(&bytes) {
+            StoredConfig::V1(config) => ConfigCell(config),
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+pub struct State {
+    pub config: StableCell<ConfigCell, Memory>,
+    pub users: StableBTreeMap<Principal, UserRecord, Memory>,
+}
+
+impl State {
+    /// Opens the state in `memories`: fresh on install, as it was after an
+    /// upgrade.
+    pub fn open(memories: &Memories) -> State {
+        State {
+            config: StableCell::init(
+                memories.get(memory::CONFIG),
+                ConfigCell(Config {
+                    default_quota: DEFAULT_QUOTA,
+                    paused: false,
+                }),
+            ),
+            users: StableBTreeMap::init(memories.get(memory::USERS)),
+        }
+    }
+
+    /// A fresh state in its own in-heap memory (tests).
+    pub fn in_memory() -> State {
+        State::open(&Memories::new(DefaultMemoryImpl::default()))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config.get().0
+    }
+
+    pub fn update_config(&mut self, change: impl FnOnce(&mut Config)) {
+        let mut config = self.config.get().0.clone();
+        change(&mut config);
+        self.config.set(ConfigCell(config));
+    }
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// Opens the canister's state over its stable memory (init, post_upgrade).
+pub fn init_state() {
+    let state = State::open(&Memories::new(DefaultMemoryImpl::default()));
+    STATE.with_borrow_mut(|s| *s = Some(state));
+}
+
+pub fn read_state<R>(f: impl FnOnce(&State) -> R) -> R {
+    STATE.with_borrow(|s| f(s.as_ref().expect("state opened in init / post_upgrade")))
+}
+
+pub fn mutate_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with_borrow_mut(|s| f(s.as_mut().expect("state opened in init / post_upgrade")))
+}
