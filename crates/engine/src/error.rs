@@ -125,3 +125,48 @@ impl Error {
         Error::Inference(format!("{err:#}"))
     }
 }
+
+impl From<model_format::FormatError> for Error {
+    /// The format's errors are the engine's own, variant for variant.
+    fn from(e: model_format::FormatError) -> Error {
+        use model_format::FormatError as F;
+        match e {
+            F::ManifestJson(a) => Error::ManifestJson(a),
+            F::UnsupportedFormatVersion { expected, found } => {
+                Error::UnsupportedFormatVersion { expected, found }
+            }
+            F::UnknownArchitecture { found, supported } => {
+                Error::UnknownArchitecture { found, supported }
+            }
+            F::InvalidManifest(a) => Error::InvalidManifest(a),
+            F::HashMismatch {
+                what,
+                expected,
+                found,
+            } => Error::HashMismatch {
+                what,
+                expected,
+                found,
+            },
+            F::SizeMismatch {
+                what,
+                expected,
+                found,
+            } => Error::SizeMismatch {
+                what,
+                expected,
+                found,
+            },
+            F::StageOutOfRange { stage, stages } => Error::StageOutOfRange { stage, stages },
+            F::ChunkOutOfRange {
+                stage,
+                chunk,
+                chunks,
+            } => Error::ChunkOutOfRange {
+                stage,
+                chunk,
+                chunks,
+            },
+        }
+    }
+}

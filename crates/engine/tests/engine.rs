@@ -499,11 +499,11 @@ fn bad_input_gives_typed_errors() {
     assert_eq!(manifest.verify_chunk(0, 0, &bytes), Ok(()));
     bytes[chunk.size as usize / 2] ^= 0x40;
     assert!(matches!(
-        manifest.verify_chunk(0, 0, &bytes),
+        manifest.verify_chunk(0, 0, &bytes).map_err(Error::from),
         Err(Error::HashMismatch { ref expected, .. }) if *expected == chunk.sha256
     ));
     assert!(matches!(
-        manifest.verify_chunk(0, 99, &bytes),
+        manifest.verify_chunk(0, 99, &bytes).map_err(Error::from),
         Err(Error::ChunkOutOfRange { chunk: 99, .. })
     ));
 
@@ -628,7 +628,7 @@ fn bad_model_dirs_give_typed_errors() {
     let json = std::fs::read_to_string(tiny_dir(1).join("manifest.json")).unwrap();
     let edited = json.replacen("\"llama\"", "\"mamba\"", 1);
     assert_ne!(json, edited);
-    match Manifest::from_json(edited.as_bytes()) {
+    match Manifest::from_json(edited.as_bytes()).map_err(Error::from) {
         Err(Error::UnknownArchitecture { found, supported }) => {
             assert_eq!(found, "mamba");
             assert_eq!(supported, &["llama"]);

@@ -17,10 +17,17 @@ pub use types::*;
 
 pub mod ban_user;
 pub mod config;
+pub mod create_model;
+pub mod delete_model;
+pub mod missing_chunks;
+pub mod model_chunk;
+pub mod model_manifest;
+pub mod models;
 pub mod register;
 pub mod set_default_quota;
 pub mod set_paused;
 pub mod set_user_quota;
 pub mod unban_user;
+pub mod upload_chunk;
 pub mod user;
 pub mod whoami;

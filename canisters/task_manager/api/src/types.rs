@@ -45,6 +45,45 @@ pub struct Config {
     pub paused: bool,
 }
 
+/// A file of a model, as the registry stores it in chunks.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ModelFile {
+    /// `tokenizer.json`, cut into `chunk_size` pieces; its SHA-256 (in the
+    /// manifest) is checked when the last piece arrives.
+    Tokenizer,
+    /// A stage's ONNX file; each chunk's SHA-256 is in the manifest.
+    Stage(u32),
+}
+
+/// One chunk of one file of one model.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub model: String,
+    pub file: ModelFile,
+    pub index: u32,
+}
+
+/// A model in the registry.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub architecture: String,
+    pub num_layers: u32,
+    pub stages: u32,
+    /// Bytes of all files (stages and tokenizer).
+    pub total_bytes: u64,
+    pub chunks_total: u64,
+    pub chunks_present: u64,
+    pub created_at_ns: u64,
+}
+
+impl ModelInfo {
+    /// Every chunk is uploaded and verified.
+    pub fn complete(&self) -> bool {
+        self.chunks_present == self.chunks_total
+    }
+}
+
 /// The argument of `install_code` (install and upgrade alike).
 #[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct InitArgs {
@@ -74,13 +113,50 @@ pub enum Error {
         available: u64,
     },
     /// The bucket does not refill and holds fewer tokens than requested.
-    QuotaExhausted { requested: u64, available: u64 },
+    QuotaExhausted {
+        requested: u64,
+        available: u64,
+    },
     /// A single request larger than the bucket can ever hold.
-    ExceedsQuota { requested: u64, capacity: u64 },
+    ExceedsQuota {
+        requested: u64,
+        capacity: u64,
+    },
     /// No such user (controller methods naming a principal).
-    UnknownUser { principal: Principal },
+    UnknownUser {
+        principal: Principal,
+    },
     /// A quota outside the accepted range.
-    InvalidQuota { reason: String },
+    InvalidQuota {
+        reason: String,
+    },
+    /// The manifest does not parse or is inconsistent.
+    InvalidManifest {
+        reason: String,
+    },
+    /// Another model with this name exists (with a different manifest).
+    ModelExists {
+        model: String,
+    },
+    UnknownModel {
+        model: String,
+    },
+    /// The file has no chunk with this index.
+    UnknownChunk {
+        model: String,
+        file: ModelFile,
+        index: u32,
+        chunks: u32,
+    },
+    /// The chunk's size or SHA-256 is not the manifest's; it was not stored.
+    ChunkMismatch {
+        reason: String,
+    },
+    /// The assembled tokenizer is not the manifest's; its chunks were
+    /// dropped, upload them again.
+    TokenizerMismatch {
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -115,6 +191,22 @@ impl std::fmt::Display for Error {
             ),
             Error::UnknownUser { principal } => write!(f, "no registered user {principal}"),
             Error::InvalidQuota { reason } => write!(f, "invalid quota: {reason}"),
+            Error::InvalidManifest { reason } => write!(f, "invalid manifest: {reason}"),
+            Error::ModelExists { model } => {
+                write!(f, "a different model named {model:?} exists")
+            }
+            Error::UnknownModel { model } => write!(f, "no model named {model:?}"),
+            Error::UnknownChunk {
+                model,
+                file,
+                index,
+                chunks,
+            } => write!(
+                f,
+                "model {model:?} {file:?} has {chunks} chunks; there is no chunk {index}"
+            ),
+            Error::ChunkMismatch { reason } => write!(f, "chunk refused: {reason}"),
+            Error::TokenizerMismatch { reason } => write!(f, "tokenizer refused: {reason}"),
         }
     }
 }

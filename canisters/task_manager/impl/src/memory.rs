@@ -11,6 +11,12 @@ pub type Memory = VirtualMemory<DefaultMemoryImpl>;
 pub const CONFIG: MemoryId = MemoryId::new(0);
 /// Users by principal.
 pub const USERS: MemoryId = MemoryId::new(1);
+/// Models (manifests) by name.
+pub const MODELS: MemoryId = MemoryId::new(2);
+/// Model file chunks by (model id, file, index).
+pub const CHUNKS: MemoryId = MemoryId::new(3);
+/// Counters (a cell).
+pub const META: MemoryId = MemoryId::new(4);
 
 /// The memories of one canister's state.
 pub struct Memories {

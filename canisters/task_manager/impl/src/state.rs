@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use candid::{CandidType, Decode, Deserialize, Encode, Principal};
 use ic_stable_structures::storable::Bound;
@@ -11,6 +13,7 @@ use task_manager_api::{Config, Quota};
 
 use crate::memory::{self, Memories, Memory};
 use crate::model::rate_limit::TokenBucket;
+use crate::model::registry::{ChunkKey, ModelRecord};
 
 /// The default quota of a new installation: 2,000 tokens, refilling at 2
 /// per second (a full bucket every ~17 minutes).
@@ -39,6 +42,22 @@ enum StoredUser {
 #[derive(CandidType, Deserialize, Clone, Debug)]
 enum StoredConfig {
     V1(Config),
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+enum StoredModel {
+    V1(ModelRecord),
+}
+
+/// Counters that must never go back, even across upgrades.
+#[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub next_model_id: u32,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+enum StoredMeta {
+    V1(Meta),
 }
 
 fn encode<T: CandidType>(value: &T) -> Vec<u8> {
@@ -70,6 +89,42 @@ impl Storable for UserRecord {
     const BOUND: Bound = Bound::Unbounded;
 }
 
+impl Storable for ModelRecord {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        encode(&StoredModel::V1(self))
+    }
+
+    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+        match decode(&bytes) {
+            StoredModel::V1(record) => record,
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+impl Storable for Meta {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        encode(&StoredMeta::V1(self))
+    }
+
+    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+        match decode(&bytes) {
+            StoredMeta::V1(meta) => meta,
+        }
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
 /// The stored form of [`Config`] (a type of the api crate).
 #[derive(Clone, Debug)]
 pub struct ConfigCell(pub Config);
@@ -95,6 +150,11 @@ impl Storable for ConfigCell {
 pub struct State {
     pub config: StableCell<ConfigCell, Memory>,
     pub users: StableBTreeMap<Principal, UserRecord, Memory>,
+    pub models: StableBTreeMap<String, ModelRecord, Memory>,
+    pub chunks: StableBTreeMap<ChunkKey, Vec<u8>, Memory>,
+    pub meta: StableCell<Meta, Memory>,
+    /// Derived, in heap only: manifests parsed once, by model id.
+    pub parsed_manifests: RefCell<BTreeMap<u32, Rc<model_format::Manifest>>>,
 }
 
 impl State {
@@ -110,6 +170,10 @@ impl State {
                 }),
             ),
             users: StableBTreeMap::init(memories.get(memory::USERS)),
+            models: StableBTreeMap::init(memories.get(memory::MODELS)),
+            chunks: StableBTreeMap::init(memories.get(memory::CHUNKS)),
+            meta: StableCell::init(memories.get(memory::META), Meta::default()),
+            parsed_manifests: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -120,6 +184,15 @@ impl State {
 
     pub fn config(&self) -> &Config {
         &self.config.get().0
+    }
+
+    /// A fresh model id.
+    pub fn next_model_id(&mut self) -> u32 {
+        let mut meta = self.meta.get().clone();
+        let id = meta.next_model_id;
+        meta.next_model_id += 1;
+        self.meta.set(meta);
+        id
     }
 
     pub fn update_config(&mut self, change: impl FnOnce(&mut Config)) {

@@ -29,13 +29,14 @@ enum Audience {
 
 fn audience(method: &str) -> Option<Audience> {
     Some(match method {
-        "set_default_quota" | "set_user_quota" | "ban_user" | "unban_user" | "set_paused" => {
-            Audience::Controllers
-        }
+        "set_default_quota" | "set_user_quota" | "ban_user" | "unban_user" | "set_paused"
+        | "create_model" | "upload_chunk" | "delete_model" => Audience::Controllers,
         "register" => Audience::Registering,
         // Queries sent as updates: served to the same callers.
         "whoami" => Audience::Users,
-        "user" => Audience::Controllers,
+        "user" | "missing_chunks" => Audience::Controllers,
+        // Public queries; as updates (certified answers) for users.
+        "models" | "model_manifest" | "model_chunk" => Audience::Users,
         "config" => Audience::Users,
         _ => return None,
     })

@@ -1,4 +1,5 @@
 //! Plain-Rust logic of the canister, tested natively.
 
 pub mod rate_limit;
+pub mod registry;
 pub mod users;

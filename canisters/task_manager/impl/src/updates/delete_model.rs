@@ -1,0 +1,23 @@
+use ic_cdk::update;
+use task_manager_api::delete_model::{Args, Response};
+
+use crate::env::{CanisterEnv, Environment};
+use crate::model::registry;
+use crate::model::users::authorize_controller;
+use crate::state::{mutate_state, State};
+
+#[update]
+fn delete_model(
+    model: task_manager_api::delete_model::Args,
+) -> task_manager_api::delete_model::Response {
+    mutate_state(|state| delete_model_impl(state, &CanisterEnv, model))
+}
+
+pub(crate) fn delete_model_impl(
+    state: &mut State,
+    env: &impl Environment,
+    model: Args,
+) -> Response {
+    authorize_controller(env)?;
+    registry::delete_model(state, &model)
+}
