@@ -1,0 +1,674 @@
+//! The management canister `aaaaa-aa`: candid types of its interface and
+//! the methods the local replica implements.
+//!
+//! Implemented: `create_canister`, `provisional_create_canister_with_cycles`,
+//! `provisional_top_up_canister`, `deposit_cycles`, `install_code`
+//! (install / reinstall / upgrade), `upload_chunk`, `clear_chunk_store`,
+//! `stored_chunks`, `install_chunked_code`, `uninstall_code`,
+//! `start_canister`, `stop_canister`, `delete_canister`, `canister_status`,
+//! `update_settings` and `raw_rand`. Every other method is refused with
+//! reject code 4 (`CanisterReject`), as the IC refuses unknown methods.
+
+use candid::{CandidType, Deserialize, Nat, Principal};
+use sha2::{Digest, Sha256};
+
+use crate::canister::{Canister, CanisterStatus};
+use crate::error::{ErrorCode, Reject};
+use crate::messaging::Origin;
+use crate::replica::LocalReplica;
+
+/// `install_code`'s mode.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanisterInstallMode {
+    #[serde(rename = "install")]
+    Install,
+    #[serde(rename = "reinstall")]
+    Reinstall,
+    #[serde(rename = "upgrade")]
+    Upgrade(Option<UpgradeFlags>),
+}
+
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct UpgradeFlags {
+    pub skip_pre_upgrade: Option<bool>,
+    pub wasm_memory_persistence: Option<WasmMemoryPersistence>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WasmMemoryPersistence {
+    #[serde(rename = "keep")]
+    Keep,
+    #[serde(rename = "replace")]
+    Replace,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum LogVisibility {
+    #[serde(rename = "controllers")]
+    Controllers,
+    #[serde(rename = "public")]
+    Public,
+    #[serde(rename = "allowed_viewers")]
+    AllowedViewers(Vec<Principal>),
+}
+
+/// Settings given at creation or by `update_settings` (every field
+/// optional; fields this replica does not model are accepted and ignored).
+#[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CanisterSettings {
+    pub controllers: Option<Vec<Principal>>,
+    pub compute_allocation: Option<Nat>,
+    pub memory_allocation: Option<Nat>,
+    pub freezing_threshold: Option<Nat>,
+    pub reserved_cycles_limit: Option<Nat>,
+    pub log_visibility: Option<LogVisibility>,
+    pub wasm_memory_limit: Option<Nat>,
+    pub wasm_memory_threshold: Option<Nat>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, Default)]
+pub struct CreateCanisterArgs {
+    pub settings: Option<CanisterSettings>,
+    pub sender_canister_version: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, Default)]
+pub struct ProvisionalCreateCanisterArgs {
+    pub amount: Option<Nat>,
+    pub settings: Option<CanisterSettings>,
+    pub specified_id: Option<Principal>,
+    pub sender_canister_version: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CanisterIdRecord {
+    pub canister_id: Principal,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct ProvisionalTopUpArgs {
+    pub canister_id: Principal,
+    pub amount: Nat,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct InstallCodeArgs {
+    pub mode: CanisterInstallMode,
+    pub canister_id: Principal,
+    #[serde(with = "serde_bytes")]
+    pub wasm_module: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub arg: Vec<u8>,
+    pub sender_canister_version: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct UploadChunkArgs {
+    pub canister_id: Principal,
+    #[serde(with = "serde_bytes")]
+    pub chunk: Vec<u8>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ChunkHash {
+    #[serde(with = "serde_bytes")]
+    pub hash: Vec<u8>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct InstallChunkedCodeArgs {
+    pub mode: CanisterInstallMode,
+    pub target_canister: Principal,
+    pub store_canister: Option<Principal>,
+    pub chunk_hashes_list: Vec<ChunkHash>,
+    #[serde(with = "serde_bytes")]
+    pub wasm_module_hash: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub arg: Vec<u8>,
+    pub sender_canister_version: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug)]
+pub struct UpdateSettingsArgs {
+    pub canister_id: Principal,
+    pub settings: CanisterSettings,
+    pub sender_canister_version: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CanisterStatusType {
+    #[serde(rename = "running")]
+    Running,
+    #[serde(rename = "stopping")]
+    Stopping,
+    #[serde(rename = "stopped")]
+    Stopped,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct DefiniteCanisterSettings {
+    pub controllers: Vec<Principal>,
+    pub compute_allocation: Nat,
+    pub memory_allocation: Nat,
+    pub freezing_threshold: Nat,
+    pub reserved_cycles_limit: Nat,
+    pub log_visibility: LogVisibility,
+    pub wasm_memory_limit: Nat,
+    pub wasm_memory_threshold: Nat,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct QueryStats {
+    pub num_calls_total: Nat,
+    pub num_instructions_total: Nat,
+    pub request_payload_bytes_total: Nat,
+    pub response_payload_bytes_total: Nat,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct MemoryMetrics {
+    pub wasm_memory_size: Nat,
+    pub stable_memory_size: Nat,
+    pub global_memory_size: Nat,
+    pub wasm_binary_size: Nat,
+    pub custom_sections_size: Nat,
+    pub canister_history_size: Nat,
+    pub wasm_chunk_store_size: Nat,
+    pub snapshots_size: Nat,
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct CanisterStatusResult {
+    pub status: CanisterStatusType,
+    pub settings: DefiniteCanisterSettings,
+    pub module_hash: Option<Vec<u8>>,
+    pub memory_size: Nat,
+    pub cycles: Nat,
+    pub reserved_cycles: Nat,
+    pub idle_cycles_burned_per_day: Nat,
+    pub query_stats: QueryStats,
+    pub memory_metrics: MemoryMetrics,
+}
+
+/// What a management method produced.
+pub(crate) enum Outcome {
+    /// Answered now; `consumed` of the attached cycles were kept.
+    Done {
+        result: Result<Vec<u8>, Reject>,
+        consumed: u128,
+    },
+    /// Answered later (`stop_canister` waits for the canister to stop).
+    Deferred,
+}
+
+fn done(result: Result<Vec<u8>, Reject>) -> Outcome {
+    Outcome::Done {
+        result,
+        consumed: 0,
+    }
+}
+
+fn decode<T: CandidType + for<'de> Deserialize<'de>>(
+    method: &str,
+    arg: &[u8],
+) -> Result<T, Reject> {
+    candid::decode_one(arg).map_err(|e| {
+        Reject::new(
+            ErrorCode::InvalidManagementPayload,
+            format!("Error decoding candid argument of ic00 method {method}: {e}"),
+        )
+    })
+}
+
+fn encode<T: CandidType>(value: &T) -> Result<Vec<u8>, Reject> {
+    candid::encode_one(value).map_err(|e| {
+        Reject::new(
+            ErrorCode::CanisterContractViolation,
+            format!("encoding the management canister's reply failed: {e}"),
+        )
+    })
+}
+
+fn nat_u128(n: &Nat, what: &str) -> Result<u128, Reject> {
+    u128::try_from(n.0.clone()).map_err(|_| {
+        Reject::new(
+            ErrorCode::InvalidManagementPayload,
+            format!("{what}: expected a number below 2^128, found {n}"),
+        )
+    })
+}
+
+fn nat_u64(n: &Nat, what: &str) -> Result<u64, Reject> {
+    u64::try_from(n.0.clone()).map_err(|_| {
+        Reject::new(
+            ErrorCode::InvalidManagementPayload,
+            format!("{what}: expected a number below 2^64, found {n}"),
+        )
+    })
+}
+
+/// Methods a user may call with an ingress message (the rest only from
+/// canisters).
+pub(crate) fn ingress_allowed(method: &str) -> bool {
+    matches!(
+        method,
+        "provisional_create_canister_with_cycles"
+            | "provisional_top_up_canister"
+            | "install_code"
+            | "install_chunked_code"
+            | "upload_chunk"
+            | "clear_chunk_store"
+            | "stored_chunks"
+            | "uninstall_code"
+            | "start_canister"
+            | "stop_canister"
+            | "delete_canister"
+            | "canister_status"
+            | "update_settings"
+    )
+}
+
+impl LocalReplica {
+    fn canister_ref(&self, id: Principal) -> Result<&Canister, Reject> {
+        self.canisters.get(&id).ok_or_else(|| {
+            Reject::new(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {id} not found"),
+            )
+        })
+    }
+
+    fn controlled(
+        &self,
+        id: Principal,
+        sender: Principal,
+        method: &str,
+    ) -> Result<&Canister, Reject> {
+        let canister = self.canister_ref(id)?;
+        if !canister.controllers.contains(&sender) {
+            return Err(Reject::new(
+                ErrorCode::CanisterInvalidController,
+                format!(
+                    "Only controllers of canister {id} can call ic00 method {method}; {sender} is not one"
+                ),
+            ));
+        }
+        Ok(canister)
+    }
+
+    fn apply_settings(&mut self, id: Principal, settings: &CanisterSettings) -> Result<(), Reject> {
+        let max_controllers = self.limits.max_controllers;
+        let freezing = settings
+            .freezing_threshold
+            .as_ref()
+            .map(|n| nat_u64(n, "freezing_threshold"))
+            .transpose()?;
+        let memory_limit = settings
+            .wasm_memory_limit
+            .as_ref()
+            .map(|n| nat_u64(n, "wasm_memory_limit"))
+            .transpose()?;
+        let canister = self.canisters.get_mut(&id).ok_or_else(|| {
+            Reject::new(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {id} not found"),
+            )
+        })?;
+        if let Some(controllers) = &settings.controllers {
+            if controllers.len() > max_controllers {
+                return Err(Reject::new(
+                    ErrorCode::InvalidManagementPayload,
+                    format!(
+                        "expected at most {max_controllers} controllers, found {}",
+                        controllers.len()
+                    ),
+                ));
+            }
+            canister.controllers = controllers.clone();
+        }
+        if let Some(f) = freezing {
+            canister.freezing_threshold = f;
+        }
+        if let Some(m) = memory_limit {
+            canister.wasm_memory_limit = m;
+        }
+        Ok(())
+    }
+
+    fn new_canister(
+        &mut self,
+        specified: Option<Principal>,
+        controllers: Vec<Principal>,
+        cycles: u128,
+        settings: Option<&CanisterSettings>,
+    ) -> Result<Principal, Reject> {
+        let id = match specified {
+            Some(id) => {
+                if self.canisters.contains_key(&id) {
+                    return Err(Reject::new(
+                        ErrorCode::InvalidManagementPayload,
+                        format!("Canister {id} already exists"),
+                    ));
+                }
+                id
+            }
+            None => loop {
+                let id = crate::canister_id(self.next_canister_index);
+                self.next_canister_index += 1;
+                if !self.canisters.contains_key(&id) {
+                    break id;
+                }
+            },
+        };
+        self.canisters
+            .insert(id, Canister::new(id, controllers, cycles));
+        if let Some(settings) = settings {
+            if let Err(e) = self.apply_settings(id, settings) {
+                self.canisters.remove(&id);
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Runs a management method. `from_canister` says whether the sender is
+    /// a canister (some methods are only for canisters).
+    pub(crate) fn management(
+        &mut self,
+        sender: Principal,
+        method: &str,
+        arg: &[u8],
+        cycles: u128,
+        origin: &Origin,
+    ) -> Outcome {
+        let from_canister = matches!(origin, Origin::Canister { .. });
+        if !from_canister && !ingress_allowed(method) && is_known(method) {
+            return done(Err(Reject::new(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Only canisters can call ic00 method {method}"),
+            )));
+        }
+        match method {
+            "create_canister" => {
+                let r = decode::<CreateCanisterArgs>(method, arg).and_then(|args| {
+                    let controllers = args
+                        .settings
+                        .as_ref()
+                        .and_then(|s| s.controllers.clone())
+                        .unwrap_or_else(|| vec![sender]);
+                    let id = self.new_canister(None, controllers, cycles, args.settings.as_ref())?;
+                    encode(&CanisterIdRecord { canister_id: id })
+                });
+                let consumed = if r.is_ok() { cycles } else { 0 };
+                Outcome::Done {
+                    result: r,
+                    consumed,
+                }
+            }
+            "provisional_create_canister_with_cycles" => done(
+                decode::<ProvisionalCreateCanisterArgs>(method, arg).and_then(|args| {
+                    let amount = match &args.amount {
+                        Some(a) => nat_u128(a, "amount")?,
+                        None => self.default_cycles,
+                    };
+                    let controllers = args
+                        .settings
+                        .as_ref()
+                        .and_then(|s| s.controllers.clone())
+                        .unwrap_or_else(|| vec![sender]);
+                    let id = self.new_canister(
+                        args.specified_id,
+                        controllers,
+                        amount,
+                        args.settings.as_ref(),
+                    )?;
+                    encode(&CanisterIdRecord { canister_id: id })
+                }),
+            ),
+            "provisional_top_up_canister" => done(
+                decode::<ProvisionalTopUpArgs>(method, arg).and_then(|args| {
+                    let amount = nat_u128(&args.amount, "amount")?;
+                    self.canister_ref(args.canister_id)?;
+                    if let Some(c) = self.canisters.get_mut(&args.canister_id) {
+                        c.cycles = c.cycles.saturating_add(amount);
+                    }
+                    encode(&())
+                }),
+            ),
+            "deposit_cycles" => {
+                let r = decode::<CanisterIdRecord>(method, arg).and_then(|args| {
+                    self.canister_ref(args.canister_id)?;
+                    if let Some(c) = self.canisters.get_mut(&args.canister_id) {
+                        c.cycles = c.cycles.saturating_add(cycles);
+                    }
+                    encode(&())
+                });
+                let consumed = if r.is_ok() { cycles } else { 0 };
+                Outcome::Done {
+                    result: r,
+                    consumed,
+                }
+            }
+            "install_code" => done(decode::<InstallCodeArgs>(method, arg).and_then(|args| {
+                self.controlled(args.canister_id, sender, method)?;
+                self.install_code_impl(sender, args.mode, args.canister_id, &args.wasm_module, args.arg)?;
+                encode(&())
+            })),
+            "upload_chunk" => done(decode::<UploadChunkArgs>(method, arg).and_then(|args| {
+                self.controlled(args.canister_id, sender, method)?;
+                let (max_bytes, max_chunks) = (self.limits.max_chunk_bytes, self.limits.max_chunks);
+                if args.chunk.len() as u64 > max_bytes {
+                    return Err(Reject::new(
+                        ErrorCode::InvalidManagementPayload,
+                        format!(
+                            "upload_chunk: a chunk may have at most {max_bytes} bytes; found {}",
+                            args.chunk.len()
+                        ),
+                    ));
+                }
+                let hash: [u8; 32] = Sha256::digest(&args.chunk).into();
+                let canister = self.canisters.get_mut(&args.canister_id).ok_or_else(|| {
+                    Reject::new(ErrorCode::CanisterNotFound, "canister vanished".to_string())
+                })?;
+                if !canister.chunks.contains_key(&hash) && canister.chunks.len() >= max_chunks {
+                    return Err(Reject::new(
+                        ErrorCode::CanisterOutOfMemory,
+                        format!(
+                            "upload_chunk: the chunk store of canister {} is full ({max_chunks} chunks)",
+                            args.canister_id
+                        ),
+                    ));
+                }
+                canister.chunks.insert(hash, args.chunk);
+                encode(&ChunkHash {
+                    hash: hash.to_vec(),
+                })
+            })),
+            "clear_chunk_store" => done(decode::<CanisterIdRecord>(method, arg).and_then(|args| {
+                self.controlled(args.canister_id, sender, method)?;
+                if let Some(c) = self.canisters.get_mut(&args.canister_id) {
+                    c.chunks.clear();
+                }
+                encode(&())
+            })),
+            "stored_chunks" => done(decode::<CanisterIdRecord>(method, arg).and_then(|args| {
+                let canister = self.controlled(args.canister_id, sender, method)?;
+                let hashes: Vec<ChunkHash> = canister
+                    .chunks
+                    .keys()
+                    .map(|h| ChunkHash { hash: h.to_vec() })
+                    .collect();
+                encode(&hashes)
+            })),
+            "install_chunked_code" => done(
+                decode::<InstallChunkedCodeArgs>(method, arg).and_then(|args| {
+                    self.controlled(args.target_canister, sender, method)?;
+                    let store_id = args.store_canister.unwrap_or(args.target_canister);
+                    let store = self.controlled(store_id, sender, method)?;
+                    let mut wasm = Vec::new();
+                    for (i, h) in args.chunk_hashes_list.iter().enumerate() {
+                        let key: Option<[u8; 32]> = h.hash.as_slice().try_into().ok();
+                        let chunk = key.and_then(|k| store.chunks.get(&k)).ok_or_else(|| {
+                            Reject::new(
+                                ErrorCode::InvalidManagementPayload,
+                                format!(
+                                    "install_chunked_code: chunk {i} (hash {}) is not in the chunk store of canister {store_id}",
+                                    hex::encode(&h.hash)
+                                ),
+                            )
+                        })?;
+                        wasm.extend_from_slice(chunk);
+                    }
+                    let found: [u8; 32] = Sha256::digest(&wasm).into();
+                    if found.as_slice() != args.wasm_module_hash.as_slice() {
+                        return Err(Reject::new(
+                            ErrorCode::InvalidManagementPayload,
+                            format!(
+                                "install_chunked_code: expected the module hash {}, found {} for the concatenated chunks",
+                                hex::encode(&args.wasm_module_hash),
+                                hex::encode(found)
+                            ),
+                        ));
+                    }
+                    self.install_code_impl(sender, args.mode, args.target_canister, &wasm, args.arg)?;
+                    encode(&())
+                }),
+            ),
+            "uninstall_code" => done(decode::<CanisterIdRecord>(method, arg).and_then(|args| {
+                self.controlled(args.canister_id, sender, method)?;
+                self.uninstall(args.canister_id);
+                encode(&())
+            })),
+            "start_canister" => done(decode::<CanisterIdRecord>(method, arg).and_then(|args| {
+                self.controlled(args.canister_id, sender, method)?;
+                let waiters = match self.canisters.get_mut(&args.canister_id) {
+                    Some(c) => {
+                        c.status = CanisterStatus::Running;
+                        c.version += 1;
+                        std::mem::take(&mut c.stop_waiters)
+                    }
+                    None => Vec::new(),
+                };
+                for w in waiters {
+                    self.respond(
+                        w,
+                        crate::messaging::Response::Reject(Reject::new(
+                            ErrorCode::CanisterStoppingCancelled,
+                            format!("Canister {}'s stop request was cancelled by start_canister", args.canister_id),
+                        )),
+                        0,
+                    );
+                }
+                encode(&())
+            })),
+            "stop_canister" => {
+                let args = match decode::<CanisterIdRecord>(method, arg) {
+                    Ok(a) => a,
+                    Err(e) => return done(Err(e)),
+                };
+                if let Err(e) = self.controlled(args.canister_id, sender, method) {
+                    return done(Err(e));
+                }
+                match self.canisters.get_mut(&args.canister_id) {
+                    Some(c) if c.status == CanisterStatus::Stopped => done(encode(&())),
+                    Some(c) => {
+                        if c.status == CanisterStatus::Running {
+                            c.version += 1;
+                        }
+                        c.status = CanisterStatus::Stopping;
+                        c.stop_waiters.push(origin.clone());
+                        Outcome::Deferred
+                    }
+                    None => done(Err(Reject::new(
+                        ErrorCode::CanisterNotFound,
+                        format!("Canister {} not found", args.canister_id),
+                    ))),
+                }
+            }
+            "delete_canister" => done(decode::<CanisterIdRecord>(method, arg).and_then(|args| {
+                let canister = self.controlled(args.canister_id, sender, method)?;
+                if canister.status != CanisterStatus::Stopped {
+                    return Err(Reject::new(
+                        ErrorCode::CanisterNotStopped,
+                        format!("Canister {} must be stopped before it is deleted", args.canister_id),
+                    ));
+                }
+                self.uninstall(args.canister_id);
+                self.canisters.remove(&args.canister_id);
+                encode(&())
+            })),
+            "canister_status" => done(decode::<CanisterIdRecord>(method, arg).and_then(|args| {
+                let c = self.controlled(args.canister_id, sender, method)?;
+                encode(&status_of(c))
+            })),
+            "update_settings" => done(decode::<UpdateSettingsArgs>(method, arg).and_then(|args| {
+                self.controlled(args.canister_id, sender, method)?;
+                self.apply_settings(args.canister_id, &args.settings)?;
+                if let Some(c) = self.canisters.get_mut(&args.canister_id) {
+                    c.version += 1;
+                }
+                encode(&())
+            })),
+            "raw_rand" => done(self.next_random().and_then(|bytes| encode(&serde_bytes::ByteBuf::from(bytes)))),
+            other => done(Err(Reject::new(
+                ErrorCode::UnknownManagementMessage,
+                format!("Management canister has no method '{other}'"),
+            ))),
+        }
+    }
+
+    fn next_random(&mut self) -> Result<Vec<u8>, Reject> {
+        let mut h = Sha256::new();
+        h.update(self.seed);
+        h.update(self.rand_counter.to_le_bytes());
+        self.rand_counter += 1;
+        Ok(h.finalize().to_vec())
+    }
+}
+
+fn is_known(method: &str) -> bool {
+    ingress_allowed(method) || matches!(method, "create_canister" | "deposit_cycles" | "raw_rand")
+}
+
+pub(crate) fn status_of(c: &Canister) -> CanisterStatusResult {
+    CanisterStatusResult {
+        status: match c.status {
+            CanisterStatus::Running => CanisterStatusType::Running,
+            CanisterStatus::Stopping => CanisterStatusType::Stopping,
+            CanisterStatus::Stopped => CanisterStatusType::Stopped,
+        },
+        settings: DefiniteCanisterSettings {
+            controllers: c.controllers.clone(),
+            compute_allocation: Nat::from(0u32),
+            memory_allocation: Nat::from(0u32),
+            freezing_threshold: Nat::from(c.freezing_threshold),
+            reserved_cycles_limit: Nat::from(5_000_000_000_000u64),
+            log_visibility: LogVisibility::Controllers,
+            wasm_memory_limit: Nat::from(c.wasm_memory_limit),
+            wasm_memory_threshold: Nat::from(0u32),
+        },
+        module_hash: c.module_hash().map(|h| h.to_vec()),
+        memory_size: Nat::from(c.memory_size()),
+        cycles: Nat::from(c.cycles),
+        reserved_cycles: Nat::from(0u32),
+        idle_cycles_burned_per_day: Nat::from(0u32),
+        query_stats: QueryStats {
+            num_calls_total: Nat::from(0u32),
+            num_instructions_total: Nat::from(0u32),
+            request_payload_bytes_total: Nat::from(0u32),
+            response_payload_bytes_total: Nat::from(0u32),
+        },
+        memory_metrics: MemoryMetrics {
+            wasm_memory_size: Nat::from(c.memory_size() - c.stable.bytes().len() as u64),
+            stable_memory_size: Nat::from(c.stable.bytes().len() as u64),
+            global_memory_size: Nat::from(0u32),
+            wasm_binary_size: Nat::from(0u32),
+            custom_sections_size: Nat::from(0u32),
+            canister_history_size: Nat::from(0u32),
+            wasm_chunk_store_size: Nat::from(
+                c.chunks.values().map(|v| v.len() as u64).sum::<u64>(),
+            ),
+            snapshots_size: Nat::from(0u32),
+        },
+    }
+}

@@ -1,0 +1,9 @@
+//! The local replica running the test canisters of `crates/test_canisters`
+//! (built here for wasm32-unknown-unknown, release), one module per area.
+
+mod common;
+mod execution;
+mod limits;
+mod management;
+mod messaging;
+mod timers;
