@@ -1,0 +1,172 @@
+//! Users, quotas and admin through the real task_manager wasm.
+
+use candid::Principal;
+use integration_tests::{controller, principal, Env};
+use local_replica::{Error, ErrorCode};
+use task_manager_api::{set_user_quota, Config, Error as TmError, InitArgs, Quota, UserProfile};
+
+type Profile = Result<UserProfile, TmError>;
+type Unit = Result<(), TmError>;
+
+fn quota(capacity: u64, refill_per_sec: u64) -> Quota {
+    Quota {
+        capacity,
+        refill_per_sec,
+    }
+}
+
+/// Ingress refused by `canister_inspect_message`, as the IC reports it
+/// (IC0406).
+fn assert_refused_at_inspect(result: Result<impl std::fmt::Debug, Error>) {
+    match result {
+        Err(Error::Rejected(reject)) => {
+            assert_eq!(
+                reject.error_code,
+                Some(ErrorCode::CanisterRejectedMessage),
+                "{reject}"
+            )
+        }
+        other => panic!("expected a refusal by inspect_message, got {other:?}"),
+    }
+}
+
+#[test]
+fn register_whoami_and_quota_admin() {
+    let mut env = Env::new(InitArgs {
+        default_quota: Some(quota(100, 10)),
+    });
+    let tm = env.task_manager;
+    let alice = principal(1);
+
+    // The anonymous principal and unregistered callers are refused before
+    // the method runs; queries answer with typed errors.
+    assert_refused_at_inspect(env.ic.update_one::<_, Profile>(
+        tm,
+        Principal::anonymous(),
+        "register",
+        &(),
+    ));
+    let whoami: Profile = env.ic.query_one(tm, alice, "whoami", &()).unwrap();
+    assert_eq!(whoami, Err(TmError::NotRegistered));
+
+    let profile = env
+        .ic
+        .update_one::<_, Profile>(tm, alice, "register", &())
+        .unwrap()
+        .unwrap();
+    assert_eq!(profile.quota, quota(100, 10));
+    assert_eq!(profile.tokens_available, 100);
+    let again = env
+        .ic
+        .update_one::<_, Profile>(tm, alice, "register", &())
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, profile, "register is idempotent");
+
+    // Admin methods: controllers only (refused at inspect for others).
+    assert_refused_at_inspect(env.ic.update_one::<_, Unit>(tm, alice, "set_paused", &true));
+    assert_refused_at_inspect(env.ic.update_one::<_, Unit>(
+        tm,
+        alice,
+        "set_default_quota",
+        &quota(5, 1),
+    ));
+    let user: Profile = env.ic.query_one(tm, alice, "user", &alice).unwrap();
+    assert_eq!(user, Err(TmError::NotController));
+
+    let set: Unit = env
+        .ic
+        .update_one(
+            tm,
+            controller(),
+            "set_user_quota",
+            &set_user_quota::Args {
+                user: alice,
+                quota: Some(quota(1_000, 100)),
+            },
+        )
+        .unwrap();
+    set.unwrap();
+    let bad: Unit = env
+        .ic
+        .update_one(tm, controller(), "set_default_quota", &quota(0, 0))
+        .unwrap();
+    assert!(matches!(bad, Err(TmError::InvalidQuota { .. })), "{bad:?}");
+    let seen: Profile = env.ic.query_one(tm, controller(), "user", &alice).unwrap();
+    let seen = seen.unwrap();
+    assert!(seen.quota_is_override);
+    assert_eq!(seen.quota, quota(1_000, 100));
+
+    // Bans take effect at inspect_message.
+    let ban: Unit = env
+        .ic
+        .update_one(tm, controller(), "ban_user", &alice)
+        .unwrap();
+    ban.unwrap();
+    assert_refused_at_inspect(env.ic.update_one::<_, Profile>(tm, alice, "register", &()));
+    let whoami: Profile = env.ic.query_one(tm, alice, "whoami", &()).unwrap();
+    assert_eq!(whoami, Err(TmError::Banned));
+    let unban: Unit = env
+        .ic
+        .update_one(tm, controller(), "unban_user", &alice)
+        .unwrap();
+    unban.unwrap();
+    let whoami: Profile = env.ic.query_one(tm, alice, "whoami", &()).unwrap();
+    assert!(whoami.is_ok());
+}
+
+#[test]
+fn users_and_config_survive_upgrades() {
+    let mut env = Env::new(InitArgs::default());
+    let tm = env.task_manager;
+    for n in 1..=20 {
+        env.ic
+            .update_one::<_, Profile>(tm, principal(n), "register", &())
+            .unwrap()
+            .unwrap();
+    }
+    let paused: Unit = env
+        .ic
+        .update_one(tm, controller(), "set_paused", &true)
+        .unwrap();
+    paused.unwrap();
+    let before: Profile = env.ic.query_one(tm, principal(7), "whoami", &()).unwrap();
+
+    let wasm = integration_tests::wasm("task_manager");
+    let arg = candid::encode_one(Some(InitArgs {
+        default_quota: Some(quota(42, 1)),
+    }))
+    .unwrap();
+    env.ic
+        .upgrade_canister(controller(), tm, wasm.clone(), arg)
+        .unwrap();
+
+    let after: Profile = env.ic.query_one(tm, principal(7), "whoami", &()).unwrap();
+    let (before, after) = (before.unwrap(), after.unwrap());
+    assert_eq!(after.registered_at_ns, before.registered_at_ns);
+    assert_eq!(
+        after.quota,
+        quota(42, 1),
+        "the upgrade argument sets the default"
+    );
+    let config: Result<Config, TmError> =
+        env.ic.query_one(tm, principal(7), "config", &()).unwrap();
+    assert!(config.unwrap().paused);
+
+    // A bad upgrade argument aborts the upgrade and changes nothing.
+    let bad = candid::encode_one(Some(InitArgs {
+        default_quota: Some(quota(0, 0)),
+    }))
+    .unwrap();
+    assert!(env
+        .ic
+        .upgrade_canister(controller(), tm, wasm, bad)
+        .is_err());
+    let config: Result<Config, TmError> =
+        env.ic.query_one(tm, principal(7), "config", &()).unwrap();
+    assert_eq!(config.unwrap().default_quota, quota(42, 1));
+    for n in 1..=20 {
+        let p: Profile = env.ic.query_one(tm, principal(n), "whoami", &()).unwrap();
+        assert!(p.is_ok(), "user {n} lost in the upgrade");
+    }
+}
