@@ -2,8 +2,8 @@
 //! wasm, a replica with them installed, and the bundled models' files.
 //!
 //! The tests (`tests/canisters/`, one binary) run the real wasm in
-//! [`local_replica`]; they build the canisters themselves (`cargo build
-//! --target wasm32-unknown-unknown --release`, a no-op when up to date).
+//! [`local_replica`]; they build the canisters themselves with
+//! `scripts/build_canisters.sh` (a quick no-op when up to date).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,24 +35,19 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace().join("target"))
 }
 
-/// The wasm of one of [`CANISTERS`], built once per test run.
+/// The wasm of one of [`CANISTERS`] as it ships: built once per test run
+/// by `scripts/build_canisters.sh` (canister profile, candid metadata).
 pub fn wasm(name: &str) -> Vec<u8> {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace()).args([
-            "build",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--release",
-        ]);
-        for c in CANISTERS {
-            cmd.args(["-p", c]);
-        }
-        let status = cmd.status().expect("running cargo");
-        assert!(status.success(), "building the canisters failed");
-        target_dir().join("wasm32-unknown-unknown/release")
+        let status = Command::new("bash")
+            .arg(workspace().join("scripts/build_canisters.sh"))
+            .current_dir(workspace())
+            .env("CARGO_TARGET_DIR", target_dir())
+            .status()
+            .expect("running scripts/build_canisters.sh");
+        assert!(status.success(), "scripts/build_canisters.sh failed");
+        target_dir().join("canisters")
     });
     let path = dir.join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))

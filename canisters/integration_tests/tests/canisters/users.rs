@@ -170,3 +170,22 @@ fn users_and_config_survive_upgrades() {
         assert!(p.is_ok(), "user {n} lost in the upgrade");
     }
 }
+
+#[test]
+fn the_shipped_module_carries_its_candid_interface() {
+    let wasm = integration_tests::wasm("task_manager");
+    let did = std::fs::read_to_string(
+        integration_tests::workspace().join("canisters/task_manager/api/task_manager.did"),
+    )
+    .unwrap();
+    let name = b"icp:public candid:service";
+    let at = wasm
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("no icp:public candid:service section");
+    let payload = &wasm[at + name.len()..];
+    assert!(
+        payload.starts_with(did.as_bytes()),
+        "the embedded interface is not the checked-in .did"
+    );
+}
