@@ -71,81 +71,87 @@ fn decode<T: CandidType + for<'de> Deserialize<'de>>(bytes: &[u8]) -> T {
     Decode!(bytes, T).expect("decoding stored state")
 }
 
-impl Storable for UserRecord {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.clone().into_bytes())
-    }
+/// A stored type and its versioned layout: reads convert any older
+/// variant to the current type.
+trait Versioned: Clone {
+    type Stored: CandidType + for<'de> Deserialize<'de>;
+    fn into_stored(self) -> Self::Stored;
+    fn from_stored(stored: Self::Stored) -> Self;
+}
 
-    fn into_bytes(self) -> Vec<u8> {
-        encode(&StoredUser::V1(self))
-    }
+macro_rules! storable_via_versioned {
+    ($($ty:ty),*) => {$(
+        impl Storable for $ty {
+            fn to_bytes(&self) -> Cow<'_, [u8]> {
+                Cow::Owned(self.clone().into_bytes())
+            }
 
-    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
-        match decode(&bytes) {
+            fn into_bytes(self) -> Vec<u8> {
+                encode(&self.into_stored())
+            }
+
+            fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+                <$ty>::from_stored(decode(&bytes))
+            }
+
+            const BOUND: Bound = Bound::Unbounded;
+        }
+    )*};
+}
+
+impl Versioned for UserRecord {
+    type Stored = StoredUser;
+    fn into_stored(self) -> StoredUser {
+        StoredUser::V1(self)
+    }
+    fn from_stored(stored: StoredUser) -> Self {
+        match stored {
             StoredUser::V1(record) => record,
         }
     }
-
-    const BOUND: Bound = Bound::Unbounded;
 }
 
-impl Storable for ModelRecord {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.clone().into_bytes())
+impl Versioned for ModelRecord {
+    type Stored = StoredModel;
+    fn into_stored(self) -> StoredModel {
+        StoredModel::V1(self)
     }
-
-    fn into_bytes(self) -> Vec<u8> {
-        encode(&StoredModel::V1(self))
-    }
-
-    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
-        match decode(&bytes) {
+    fn from_stored(stored: StoredModel) -> Self {
+        match stored {
             StoredModel::V1(record) => record,
         }
     }
-
-    const BOUND: Bound = Bound::Unbounded;
 }
 
-impl Storable for Meta {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.clone().into_bytes())
+impl Versioned for Meta {
+    type Stored = StoredMeta;
+    fn into_stored(self) -> StoredMeta {
+        StoredMeta::V1(self)
     }
-
-    fn into_bytes(self) -> Vec<u8> {
-        encode(&StoredMeta::V1(self))
-    }
-
-    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
-        match decode(&bytes) {
+    fn from_stored(stored: StoredMeta) -> Self {
+        match stored {
             StoredMeta::V1(meta) => meta,
         }
     }
-
-    const BOUND: Bound = Bound::Unbounded;
 }
 
 /// The stored form of [`Config`] (a type of the api crate).
 #[derive(Clone, Debug)]
 pub struct ConfigCell(pub Config);
 
-impl Storable for ConfigCell {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.clone().into_bytes())
+impl Versioned for ConfigCell {
+    type Stored = StoredConfig;
+    fn into_stored(self) -> StoredConfig {
+        StoredConfig::V1(self.0)
     }
-
-    fn into_bytes(self) -> Vec<u8> {
-        encode(&StoredConfig::V1(self.0))
-    }
-
-    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
-        match decode(&bytes) {
+    fn from_stored(stored: StoredConfig) -> Self {
+        match stored {
             StoredConfig::V1(config) => ConfigCell(config),
         }
     }
-
-    const BOUND: Bound = Bound::Unbounded;
 }
+
+storable_via_versioned!(UserRecord, ModelRecord, Meta, ConfigCell);
 
 pub struct State {
     pub config: StableCell<ConfigCell, Memory>,
