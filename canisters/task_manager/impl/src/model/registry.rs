@@ -180,12 +180,13 @@ pub fn create_model(
         manifest_json,
         created_at_ns: now,
     };
-    state.models.insert(parsed.name.clone(), record);
+    let name = parsed.name.clone();
+    state.models.insert(name.clone(), record);
     state
         .parsed_manifests
         .borrow_mut()
-        .insert(id, Rc::new(parsed.clone()));
-    model_info(state, &parsed.name)
+        .insert(id, Rc::new(parsed));
+    model_info(state, &name)
 }
 
 /// Checks and stores one chunk; returns the model's progress.
