@@ -169,7 +169,7 @@ pub fn create_model(
     validate_name(&parsed.name)?;
     if let Some(existing) = state.models.get(&parsed.name) {
         return if existing.manifest_json == manifest_json {
-            model_info(state, &parsed.name)
+            Ok(info_of(state, &parsed.name, &existing, &parsed))
         } else {
             Err(Error::ModelExists { model: parsed.name })
         };
@@ -180,13 +180,14 @@ pub fn create_model(
         manifest_json,
         created_at_ns: now,
     };
-    let name = parsed.name.clone();
-    state.models.insert(name.clone(), record);
+    // A fresh id has no chunks yet.
+    let info = info_of(state, &parsed.name, &record, &parsed);
+    state.models.insert(parsed.name.clone(), record);
     state
         .parsed_manifests
         .borrow_mut()
         .insert(id, Rc::new(parsed));
-    model_info(state, &name)
+    Ok(info)
 }
 
 /// Checks and stores one chunk; returns the model's progress.
@@ -234,7 +235,7 @@ pub fn upload_chunk(
     if chunk.file == ModelFile::Tokenizer {
         verify_tokenizer_when_complete(state, record.id, &manifest, count)?;
     }
-    let info = model_info(state, &chunk.model)?;
+    let info = info_of(state, &chunk.model, &record, &manifest);
     Ok((info.chunks_present, info.chunks_total))
 }
 
@@ -308,14 +309,19 @@ pub fn chunk(state: &State, chunk: &ChunkRef) -> Result<Vec<u8>, Error> {
 /// What the registry knows of a model.
 pub fn model_info(state: &State, name: &str) -> Result<ModelInfo, Error> {
     let (record, manifest) = manifest(state, name)?;
-    let chunks_total: u64 = files(&manifest)
-        .map(|f| u64::from(chunk_count(&manifest, f).unwrap_or(0)))
+    Ok(info_of(state, name, &record, &manifest))
+}
+
+/// [`model_info`] for a model already looked up.
+fn info_of(state: &State, name: &str, record: &ModelRecord, manifest: &Manifest) -> ModelInfo {
+    let chunks_total: u64 = files(manifest)
+        .map(|f| u64::from(chunk_count(manifest, f).unwrap_or(0)))
         .sum();
     let chunks_present = state
         .chunks
         .keys_range(ChunkKey::model_range(record.id))
         .count() as u64;
-    Ok(ModelInfo {
+    ModelInfo {
         name: name.to_string(),
         architecture: manifest.architecture.clone(),
         num_layers: manifest.config.num_layers as u32,
@@ -324,7 +330,7 @@ pub fn model_info(state: &State, name: &str) -> Result<ModelInfo, Error> {
         chunks_total,
         chunks_present,
         created_at_ns: record.created_at_ns,
-    })
+    }
 }
 
 /// Removes a model and every chunk of it.
