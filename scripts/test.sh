@@ -14,7 +14,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p engine_wasm_probe --target wasm32-unknown-unknown --release
 # Canisters are linted as what they ship as.
 cargo clippy --target wasm32-unknown-unknown --release \
-  -p task_manager -p tc_counter -p tc_caller -p tc_trapper -p tc_stable -p tc_timers -- -D warnings
+  -p task_manager -p worker -p example_caller -p tc_counter -p tc_caller -p tc_trapper -p tc_stable -p tc_timers -- -D warnings
 
 .venv/bin/python -m pytest -q scripts/tests
 ENGINE_REQUIRE_SMOLLM2=1 cargo test --workspace

@@ -1,5 +1,8 @@
 //! The canisters as the wasm they ship as, in the local replica. One test
 //! binary, a module per area.
 
+mod example;
+mod generation;
+mod lifecycle;
 mod registry;
 mod users;

@@ -15,14 +15,22 @@
 pub mod types;
 pub use types::*;
 
+pub mod add_worker;
 pub mod ban_user;
+pub mod cancel;
 pub mod config;
 pub mod create_model;
 pub mod delete_model;
+pub mod deploy_model;
+pub mod generate;
+pub mod generate_and_wait;
+pub mod job;
+pub mod job_progress;
 pub mod missing_chunks;
 pub mod model_chunk;
 pub mod model_manifest;
 pub mod models;
+pub mod pipelines;
 pub mod register;
 pub mod set_default_quota;
 pub mod set_paused;
@@ -31,3 +39,5 @@ pub mod unban_user;
 pub mod upload_chunk;
 pub mod user;
 pub mod whoami;
+pub mod worker_ready;
+pub mod workers;

@@ -157,6 +157,70 @@ pub enum Error {
     TokenizerMismatch {
         reason: String,
     },
+    /// The principal is already a worker.
+    WorkerExists {
+        worker: Principal,
+    },
+    /// No such worker.
+    UnknownWorker {
+        worker: Principal,
+    },
+    /// A method for workers, called by something else.
+    NotAWorker,
+    /// Deploying needs more idle workers than there are.
+    NotEnoughWorkers {
+        needed: u32,
+        idle: u32,
+    },
+    /// The model still lacks chunks.
+    ModelIncomplete {
+        model: String,
+        missing: u64,
+    },
+    /// No healthy pipeline serves the model.
+    ModelNotDeployed {
+        model: String,
+    },
+    /// The model is deployed and cannot change now.
+    ModelInUse {
+        model: String,
+    },
+    /// The request is not acceptable (parameters, sizes).
+    InvalidRequest {
+        reason: String,
+    },
+    /// The prompt is longer than a request may be.
+    PromptTooLong {
+        bytes: u64,
+        max: u64,
+    },
+    UnknownJob {
+        job: u64,
+    },
+    /// The job has ended already.
+    JobFinished {
+        job: u64,
+    },
+    /// Too many jobs are queued; try again later.
+    QueueFull {
+        queued: u64,
+    },
+    /// The job failed (generate_and_wait).
+    JobFailed {
+        job: u64,
+        reason: String,
+    },
+    /// The wait was interrupted (the canister is stopping); the job goes
+    /// on: poll `job`.
+    WaitInterrupted {
+        job: u64,
+    },
+    /// A call to the management canister failed.
+    ManagementCallFailed {
+        reason: String,
+    },
+    /// No worker wasm has been uploaded (`spawn_workers`).
+    NoWorkerWasm,
 }
 
 impl std::fmt::Display for Error {
@@ -207,8 +271,136 @@ impl std::fmt::Display for Error {
             ),
             Error::ChunkMismatch { reason } => write!(f, "chunk refused: {reason}"),
             Error::TokenizerMismatch { reason } => write!(f, "tokenizer refused: {reason}"),
+            Error::WorkerExists { worker } => write!(f, "{worker} is already a worker"),
+            Error::UnknownWorker { worker } => write!(f, "no worker {worker}"),
+            Error::NotAWorker => write!(f, "only workers of this task manager may call this"),
+            Error::NotEnoughWorkers { needed, idle } => {
+                write!(f, "{needed} idle workers needed, {idle} available")
+            }
+            Error::ModelIncomplete { model, missing } => {
+                write!(f, "model {model:?} still lacks {missing} chunks")
+            }
+            Error::ModelNotDeployed { model } => {
+                write!(f, "no healthy pipeline serves model {model:?}")
+            }
+            Error::ModelInUse { model } => write!(f, "model {model:?} is deployed"),
+            Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
+            Error::PromptTooLong { bytes, max } => {
+                write!(f, "the prompt has {bytes} bytes; at most {max} are accepted")
+            }
+            Error::UnknownJob { job } => write!(f, "no job {job}"),
+            Error::JobFinished { job } => write!(f, "job {job} has ended"),
+            Error::QueueFull { queued } => write!(f, "{queued} jobs are queued; try again later"),
+            Error::JobFailed { job, reason } => write!(f, "job {job} failed: {reason}"),
+            Error::WaitInterrupted { job } => {
+                write!(f, "the wait for job {job} was interrupted; poll `job`")
+            }
+            Error::ManagementCallFailed { reason } => {
+                write!(f, "management canister call failed: {reason}")
+            }
+            Error::NoWorkerWasm => write!(f, "no worker wasm uploaded"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+pub use worker_api::{ChatMessage, FinishReason, JobInstructions, Prompt, Sampling};
+
+/// A generation request.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]
+pub struct GenerateRequest {
+    pub model: String,
+    pub prompt: Prompt,
+    /// Reserved from the caller's bucket; what is not generated is
+    /// refunded when the job ends.
+    pub max_new_tokens: u32,
+    pub sampling: Sampling,
+    /// Stop when the text contains one of these (not included).
+    pub stop_sequences: Vec<String>,
+    /// 32 bytes to make sampling reproducible; absent: from `raw_rand`.
+    pub seed: Option<serde_bytes::ByteBuf>,
+}
+
+/// Where a job is.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Waiting for a free pipeline.
+    Queued,
+    /// Running on a pipeline.
+    Running,
+    /// Ended normally (or cancelled while running).
+    Completed { finish_reason: FinishReason },
+    /// Cancelled before it ran.
+    Cancelled,
+    /// Failed; the reservation was refunded.
+    Failed { reason: String },
+}
+
+impl JobStatus {
+    pub fn is_final(&self) -> bool {
+        !matches!(self, JobStatus::Queued | JobStatus::Running)
+    }
+}
+
+/// A job as its owner (or a controller) sees it.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct JobInfo {
+    pub id: u64,
+    pub owner: Principal,
+    pub model: String,
+    pub status: JobStatus,
+    /// Text generated so far.
+    pub text: String,
+    pub generated_tokens: u32,
+    pub prompt_tokens: u32,
+    /// Generated token ids (when the job has ended).
+    pub tokens: Vec<u32>,
+    pub max_new_tokens: u32,
+    pub created_at_ns: u64,
+    pub started_at_ns: Option<u64>,
+    pub finished_at_ns: Option<u64>,
+    pub pipeline: Option<u32>,
+    /// Instructions measured by the workers (when the job has ended).
+    pub instructions: Option<JobInstructions>,
+}
+
+/// A worker's state as the task manager sees it.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Registered, holding nothing.
+    Idle,
+    /// Pulling and loading its stage.
+    Loading,
+    Ready,
+    /// Its last load or job failed.
+    Failed {
+        reason: String,
+    },
+}
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct WorkerInfo {
+    pub worker: Principal,
+    pub state: WorkerState,
+    /// The pipeline and stage it holds.
+    pub pipeline: Option<u32>,
+    pub stage: Option<u32>,
+    /// Spawned by the task manager (rather than added).
+    pub spawned: bool,
+    pub added_at_ns: u64,
+}
+
+/// A pipeline: one worker per stage of a model.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PipelineInfo {
+    pub id: u32,
+    pub model: String,
+    /// Worker of each stage.
+    pub workers: Vec<Principal>,
+    /// Every worker is ready.
+    pub healthy: bool,
+    /// The job running on it.
+    pub job: Option<u64>,
+    pub jobs_completed: u64,
+}

@@ -8,6 +8,8 @@ pub trait Environment {
     fn now(&self) -> u64;
     fn caller(&self) -> Principal;
     fn is_controller(&self, principal: &Principal) -> bool;
+    /// This canister's id.
+    fn canister_self(&self) -> Principal;
 }
 
 /// The real thing, inside a canister.
@@ -24,6 +26,10 @@ impl Environment for CanisterEnv {
 
     fn is_controller(&self, principal: &Principal) -> bool {
         ic_cdk::api::is_controller(principal)
+    }
+
+    fn canister_self(&self) -> Principal {
+        ic_cdk::api::canister_self()
     }
 }
 
@@ -70,6 +76,10 @@ pub mod test {
 
         fn is_controller(&self, principal: &Principal) -> bool {
             self.controllers.contains(principal)
+        }
+
+        fn canister_self(&self) -> Principal {
+            Principal::from_slice(&[0x7a, 0x5c])
         }
     }
 

@@ -6,6 +6,7 @@
 //! [`env::Environment`] and is unit-tested natively beside it. The logic
 //! they share is in [`model`]; stable memory is laid out in [`memory`].
 
+pub mod dispatch;
 pub mod env;
 pub mod lifecycle;
 pub mod memory;

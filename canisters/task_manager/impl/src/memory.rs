@@ -17,6 +17,16 @@ pub const MODELS: MemoryId = MemoryId::new(2);
 pub const CHUNKS: MemoryId = MemoryId::new(3);
 /// Counters (a cell).
 pub const META: MemoryId = MemoryId::new(4);
+/// Workers by principal.
+pub const WORKERS: MemoryId = MemoryId::new(5);
+/// Pipelines by id.
+pub const PIPELINES: MemoryId = MemoryId::new(6);
+/// Jobs by id (finished ones included).
+pub const JOBS: MemoryId = MemoryId::new(7);
+/// Ids of queued jobs.
+pub const QUEUE: MemoryId = MemoryId::new(8);
+/// Job and pipeline counters (a cell).
+pub const JOB_META: MemoryId = MemoryId::new(9);
 
 /// The memories of one canister's state.
 pub struct Memories {

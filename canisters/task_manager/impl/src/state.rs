@@ -12,6 +12,7 @@ use ic_stable_structures::{Cell as StableCell, DefaultMemoryImpl, StableBTreeMap
 use task_manager_api::{Config, Quota};
 
 use crate::memory::{self, Memories, Memory};
+use crate::model::jobs::{JobMeta, JobRecord, PipelineRecord, WorkerRecord};
 use crate::model::rate_limit::TokenBucket;
 use crate::model::registry::{ChunkKey, ModelRecord};
 
@@ -151,7 +152,44 @@ impl Versioned for ConfigCell {
     }
 }
 
-storable_via_versioned!(UserRecord, ModelRecord, Meta, ConfigCell);
+macro_rules! versioned_v1 {
+    ($($ty:ty => $stored:ident),*) => {$(
+        #[derive(CandidType, Deserialize, Clone, Debug)]
+        pub enum $stored {
+            V1($ty),
+        }
+
+        impl Versioned for $ty {
+            type Stored = $stored;
+            fn into_stored(self) -> $stored {
+                $stored::V1(self)
+            }
+            fn from_stored(stored: $stored) -> Self {
+                match stored {
+                    $stored::V1(record) => record,
+                }
+            }
+        }
+    )*};
+}
+
+versioned_v1!(
+    WorkerRecord => StoredWorker,
+    PipelineRecord => StoredPipeline,
+    JobRecord => StoredJob,
+    JobMeta => StoredJobMeta
+);
+
+storable_via_versioned!(
+    UserRecord,
+    ModelRecord,
+    Meta,
+    ConfigCell,
+    WorkerRecord,
+    PipelineRecord,
+    JobRecord,
+    JobMeta
+);
 
 pub struct State {
     pub config: StableCell<ConfigCell, Memory>,
@@ -159,8 +197,19 @@ pub struct State {
     pub models: StableBTreeMap<String, ModelRecord, Memory>,
     pub chunks: StableBTreeMap<ChunkKey, Vec<u8>, Memory>,
     pub meta: StableCell<Meta, Memory>,
+    pub workers: StableBTreeMap<Principal, WorkerRecord, Memory>,
+    pub pipelines: StableBTreeMap<u32, PipelineRecord, Memory>,
+    pub jobs: StableBTreeMap<u64, JobRecord, Memory>,
+    /// Queued job ids (the value is unused).
+    pub queue: StableBTreeMap<u64, u8, Memory>,
+    pub job_meta: StableCell<JobMeta, Memory>,
     /// Derived, in heap only: manifests parsed once, by model id.
     pub parsed_manifests: RefCell<BTreeMap<u32, Rc<model_format::Manifest>>>,
+    /// In heap only: when each user last had a job started (a sequence
+    /// number), for the fair queue. An upgrade resets it, which only
+    /// resets the turns.
+    pub last_served: BTreeMap<Principal, u64>,
+    served_seq: u64,
 }
 
 impl State {
@@ -179,8 +228,21 @@ impl State {
             models: StableBTreeMap::init(memories.get(memory::MODELS)),
             chunks: StableBTreeMap::init(memories.get(memory::CHUNKS)),
             meta: StableCell::init(memories.get(memory::META), Meta::default()),
+            workers: StableBTreeMap::init(memories.get(memory::WORKERS)),
+            pipelines: StableBTreeMap::init(memories.get(memory::PIPELINES)),
+            jobs: StableBTreeMap::init(memories.get(memory::JOBS)),
+            queue: StableBTreeMap::init(memories.get(memory::QUEUE)),
+            job_meta: StableCell::init(memories.get(memory::JOB_META), JobMeta::default()),
             parsed_manifests: RefCell::new(BTreeMap::new()),
+            last_served: BTreeMap::new(),
+            served_seq: 0,
         }
+    }
+
+    /// Records that `user` just had a job started.
+    pub fn mark_served(&mut self, user: Principal) {
+        self.served_seq += 1;
+        self.last_served.insert(user, self.served_seq);
     }
 
     /// A fresh state in its own in-heap memory (tests).

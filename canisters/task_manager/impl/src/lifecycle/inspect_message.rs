@@ -30,13 +30,16 @@ enum Audience {
 fn audience(method: &str) -> Option<Audience> {
     Some(match method {
         "set_default_quota" | "set_user_quota" | "ban_user" | "unban_user" | "set_paused"
-        | "create_model" | "upload_chunk" | "delete_model" => Audience::Controllers,
+        | "create_model" | "upload_chunk" | "delete_model" | "add_worker" | "deploy_model" => {
+            Audience::Controllers
+        }
         "register" => Audience::Registering,
+        "generate" | "generate_and_wait" | "cancel" | "job" => Audience::Users,
         // Queries sent as updates: served to the same callers.
         "whoami" => Audience::Users,
-        "user" | "missing_chunks" => Audience::Controllers,
+        "user" | "missing_chunks" | "workers" => Audience::Controllers,
         // Public queries; as updates (certified answers) for users.
-        "models" | "model_manifest" | "model_chunk" => Audience::Users,
+        "models" | "model_manifest" | "model_chunk" | "pipelines" => Audience::Users,
         "config" => Audience::Users,
         _ => return None,
     })

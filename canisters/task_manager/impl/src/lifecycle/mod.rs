@@ -21,6 +21,13 @@ fn init(args: Option<InitArgs>) {
 fn post_upgrade(args: Option<InitArgs>) {
     init_state();
     apply(args.unwrap_or_default());
+    let now = ic_cdk::api::time();
+    mutate_state(|state| crate::model::jobs::fail_orphans(state, now));
+    // Queued jobs wait for a free pipeline: look for one once the upgrade
+    // is done.
+    ic_cdk_timers::set_timer(std::time::Duration::ZERO, async {
+        crate::dispatch::schedule();
+    });
 }
 
 fn apply(args: InitArgs) {

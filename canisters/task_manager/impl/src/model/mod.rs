@@ -1,5 +1,6 @@
 //! Plain-Rust logic of the canister, tested natively.
 
+pub mod jobs;
 pub mod rate_limit;
 pub mod registry;
 pub mod users;

@@ -336,6 +336,11 @@ fn info_of(state: &State, name: &str, record: &ModelRecord, manifest: &Manifest)
 /// Removes a model and every chunk of it.
 pub fn delete_model(state: &mut State, name: &str) -> Result<(), Error> {
     let (record, _) = manifest(state, name)?;
+    if state.pipelines.iter().any(|p| p.value().model == name) {
+        return Err(Error::ModelInUse {
+            model: name.to_string(),
+        });
+    }
     let keys: Vec<ChunkKey> = state
         .chunks
         .keys_range(ChunkKey::model_range(record.id))

@@ -1,0 +1,237 @@
+//! Upgrades, stopped workers and many users at once, through the real
+//! canisters.
+
+use candid::{encode_one, Principal};
+use integration_tests::{controller, principal, request, wasm, Env};
+use local_replica::management::CanisterIdRecord;
+
+use task_manager_api::{InitArgs, JobStatus, Quota, Sampling, WorkerState};
+
+use crate::generation::{deployed, engine_output, sampled, MODEL};
+
+/// Sends `stop_canister` as ingress and ticks until the canister stopped.
+fn stop(env: &mut Env, canister: Principal) {
+    let arg = encode_one(CanisterIdRecord {
+        canister_id: canister,
+    })
+    .unwrap();
+    let msg = env
+        .ic
+        .submit_update(
+            Principal::management_canister(),
+            controller(),
+            "stop_canister",
+            arg,
+        )
+        .unwrap();
+    env.ic.await_ingress(msg).unwrap();
+}
+
+fn upgrade_worker(env: &mut Env, worker: Principal) {
+    let arg = encode_one(None::<worker_api::InitArgs>).unwrap();
+    env.ic
+        .install_wasm(
+            controller(),
+            worker,
+            local_replica::CanisterInstallMode::Upgrade(None),
+            wasm("worker"),
+            arg,
+        )
+        .unwrap();
+    env.ic.run_until_idle().unwrap();
+}
+
+fn upgrade_task_manager(env: &mut Env) {
+    let arg = encode_one(None::<InitArgs>).unwrap();
+    env.ic
+        .upgrade_canister(controller(), env.task_manager, wasm("task_manager"), arg)
+        .unwrap();
+}
+
+/// Ticks until the job shows `tokens` generated tokens.
+fn run_until_tokens(env: &mut Env, user: Principal, job: u64, tokens: u32) {
+    for _ in 0..10_000 {
+        let info = env.job(user, job).unwrap();
+        assert_eq!(info.status, JobStatus::Running, "{info:?}");
+        if info.generated_tokens >= tokens {
+            return;
+        }
+        env.ic.tick();
+    }
+    panic!("job {job} made no progress");
+}
+
+#[test]
+fn state_survives_upgrades_and_workers_reload_their_stages() {
+    let mut env = deployed(2, 1, None);
+    let alice = principal(1);
+    env.register(alice);
+    let req = request(MODEL, "Once upon a time", 16, sampled(), 9);
+    let expected = engine_output("tiny-llama/stages-1", &req);
+    let first = env.generate(alice, &req).unwrap();
+    let (done, _) = env.wait_job(alice, first);
+    assert_eq!(done.tokens, expected.tokens);
+    let profile = env.whoami(alice);
+    let pipelines = env.pipelines();
+
+    // The task manager, after jobs: users, buckets, pipelines and finished
+    // jobs are as they were.
+    upgrade_task_manager(&mut env);
+    env.ic.run_until_idle().unwrap();
+    assert_eq!(env.job(alice, first).unwrap(), done);
+    assert_eq!(env.whoami(alice), profile);
+    assert_eq!(env.pipelines(), pipelines);
+
+    // Each worker: the stage is reloaded from stable memory after the
+    // upgrade, the task manager told, and the pipeline serves again.
+    for worker in pipelines[0].workers.clone() {
+        upgrade_worker(&mut env, worker);
+        let status: worker_api::status::WorkerStatus = env
+            .ic
+            .query_one(worker, controller(), "status", &())
+            .unwrap();
+        assert_eq!(status.state, worker_api::status::LoadState::Ready);
+        assert!(status.load_instructions > 0);
+    }
+    assert!(env.pipelines()[0].healthy);
+    let again = env.generate(alice, &req).unwrap();
+    let (info, _) = env.wait_job(alice, again);
+    assert_eq!(info.tokens, expected.tokens);
+
+    // The task manager mid-job: stopping waits for the running job, the
+    // queued one survives the upgrade and runs after it.
+    let running = env.generate(alice, &req).unwrap();
+    let queued = env.generate(alice, &req).unwrap();
+    run_until_tokens(&mut env, alice, running, 2);
+    assert_eq!(env.job(alice, queued).unwrap().status, JobStatus::Queued);
+    let tm = env.task_manager;
+    stop(&mut env, tm);
+    upgrade_task_manager(&mut env);
+    env.ic
+        .start_canister(controller(), env.task_manager)
+        .unwrap();
+    for job in [running, queued] {
+        let (info, _) = env.wait_job(alice, job);
+        assert_eq!(info.tokens, expected.tokens, "job {job}");
+    }
+    let spent: u64 = [first, again, running, queued]
+        .iter()
+        .map(|&j| env.job(alice, j).unwrap().generated_tokens as u64)
+        .sum();
+    let capacity = profile.quota.capacity;
+    assert_eq!(env.whoami(alice).tokens_available, capacity - spent);
+}
+
+#[test]
+fn a_worker_stopped_mid_job_fails_the_job_cleanly() {
+    let mut env = deployed(2, 1, None);
+    let bob = principal(2);
+    let full = env.register(bob).tokens_available;
+    let req = request(MODEL, "Once upon a time", 40, Sampling::default(), 0);
+    let expected = engine_output("tiny-llama/stages-1", &req);
+    let workers = env.pipelines()[0].workers.clone();
+
+    for (stopped, role) in [(workers[1], "peer"), (workers[0], "driver")] {
+        let job = env.generate(bob, &req).unwrap();
+        run_until_tokens(&mut env, bob, job, 3);
+        stop(&mut env, stopped);
+        assert_eq!(
+            env.ic
+                .canister_status(controller(), stopped)
+                .unwrap()
+                .status,
+            local_replica::management::CanisterStatusType::Stopped
+        );
+        let (info, _) = env.wait_job(bob, job);
+        let JobStatus::Failed { reason } = &info.status else {
+            panic!("{role}: expected a failed job, got {info:?}");
+        };
+        assert!(reason.contains("stopp"), "{role}: {reason}");
+        // Fully refunded; the worker marked failed, the pipeline unhealthy.
+        assert_eq!(env.whoami(bob).tokens_available, full, "{role}");
+        let state = env
+            .workers()
+            .into_iter()
+            .find(|w| w.worker == stopped)
+            .unwrap()
+            .state;
+        assert!(
+            matches!(state, WorkerState::Failed { .. }),
+            "{role}: {state:?}"
+        );
+        assert!(!env.pipelines()[0].healthy);
+        // A request now waits in the queue.
+        let waiting = env.generate(bob, &req).unwrap();
+        env.ic.run_until_idle().unwrap();
+        assert_eq!(env.job(bob, waiting).unwrap().status, JobStatus::Queued);
+
+        // Back in service: start it and upgrade it (it reloads and reports).
+        env.ic.start_canister(controller(), stopped).unwrap();
+        upgrade_worker(&mut env, stopped);
+        assert!(env.pipelines()[0].healthy, "{role}");
+        let (info, _) = env.wait_job(bob, waiting);
+        assert_eq!(info.tokens, expected.tokens, "{role}");
+        env.ic.advance_time(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[test]
+fn fifty_users_on_two_pipelines_all_complete_with_correct_refunds() {
+    let quota = Quota {
+        capacity: 100,
+        refill_per_sec: 1,
+    };
+    let mut env = deployed(1, 2, Some(quota));
+    let users: Vec<Principal> = (0..50).map(|i| principal(100 + i)).collect();
+    for &u in &users {
+        env.register(u);
+    }
+    let tm = env.task_manager;
+    let mut messages = Vec::new();
+    for (i, &u) in users.iter().enumerate() {
+        let req = request(
+            MODEL,
+            "Once upon a time",
+            6 + (i as u32 % 5),
+            sampled(),
+            i as u8,
+        );
+        let arg = encode_one(&req).unwrap();
+        messages.push((
+            u,
+            req,
+            env.ic.submit_update(tm, u, "generate", arg).unwrap(),
+        ));
+    }
+    let mut jobs = Vec::new();
+    for (u, req, msg) in messages {
+        let reply = env.ic.await_ingress(msg).unwrap();
+        let job: Result<u64, task_manager_api::Error> = candid::decode_one(&reply).unwrap();
+        jobs.push((u, req, job.unwrap()));
+    }
+    env.ic.run_until_idle().unwrap();
+    for (i, (u, req, job)) in jobs.iter().enumerate() {
+        let info = env.job(*u, *job).unwrap();
+        assert!(
+            matches!(info.status, JobStatus::Completed { .. }),
+            "{info:?}"
+        );
+        if i % 10 == 0 {
+            let expected = engine_output("tiny-llama/stages-1", req);
+            assert_eq!(info.tokens, expected.tokens, "user {i}");
+        }
+        // No time passed: the bucket is down by exactly what was generated.
+        let available = env.whoami(*u).tokens_available;
+        assert_eq!(
+            available,
+            quota.capacity - info.generated_tokens as u64,
+            "user {i}"
+        );
+    }
+    let pipelines = env.pipelines();
+    assert_eq!(pipelines.iter().map(|p| p.jobs_completed).sum::<u64>(), 50);
+    assert!(
+        pipelines.iter().all(|p| p.jobs_completed >= 10),
+        "{pipelines:?}"
+    );
+}

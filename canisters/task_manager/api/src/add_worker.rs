@@ -1,0 +1,9 @@
+//! `add_worker` (update, controllers): registers a worker canister that
+//! was installed with this task manager as its `task_manager`.
+
+use candid::Principal;
+
+use crate::{Error, WorkerInfo};
+
+pub type Args = Principal;
+pub type Response = Result<WorkerInfo, Error>;

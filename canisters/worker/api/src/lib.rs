@@ -1,0 +1,23 @@
+//! Candid types of the `worker` canister.
+//!
+//! A worker holds one or more consecutive *stages* of a model and runs them
+//! on tract. The task manager tells it what to load ([`load_stages`]) and
+//! which jobs to run ([`run_job`]); the worker holding stage 0 of a pipeline
+//! (the *driver*) prefills the prompt and then produces one token per update
+//! message, continuing by a call to itself ([`step`]) and sending the hidden
+//! states of each step through its downstream peers ([`forward`]).
+//!
+//! One module per endpoint, each exporting `Args` (where the method takes an
+//! argument) and `Response`; shared types and [`WorkerError`] are in
+//! [`types`].
+
+pub mod types;
+pub use types::*;
+
+pub mod cancel_job;
+pub mod end_job;
+pub mod forward;
+pub mod load_stages;
+pub mod run_job;
+pub mod status;
+pub mod step;

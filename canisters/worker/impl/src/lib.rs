@@ -1,0 +1,46 @@
+//! The `worker` canister.
+//!
+//! A worker holds one or more consecutive stages of a model: their chunks,
+//! pulled from the task manager and verified, in stable memory; the stages
+//! loaded into tract in heap (rebuilt after an upgrade). The worker holding
+//! stage 0 drives jobs: it prefills the prompt, then produces one token per
+//! update message, continuing by a call to itself, and sends each step's
+//! hidden states through its downstream peers.
+//!
+//! Endpoints are thin wrappers, one per file under [`updates`],
+//! [`queries`] and [`lifecycle`]; the logic is plain Rust in [`model`],
+//! tested natively on the bundled tiny model.
+
+pub mod guards;
+pub mod lifecycle;
+pub mod memory;
+pub mod model;
+pub mod queries;
+pub mod state;
+pub mod updates;
+
+use worker_api::*;
+
+ic_cdk::export_candid!();
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The checked-in `.did` is what the code exports. Regenerate with
+    /// `UPDATE_DID=1 cargo test -p worker candid`.
+    #[test]
+    fn candid_interface_is_checked_in() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/worker.did");
+        let generated = super::__export_service();
+        if std::env::var("UPDATE_DID").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "{} differs from the interface the code exports; run UPDATE_DID=1 cargo test -p worker candid\n--- generated ---\n{generated}",
+            path.display()
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! Loading an assignment: which chunks to pull, each checked as it
+//! arrives, then the stages loaded into tract from stable memory.
+
+use model_format::Manifest;
+use task_manager_api::{ChunkRef, ModelFile};
+use worker_api::load_stages::{LoadReport, LoadStagesArgs};
+use worker_api::status::LoadState;
+use worker_api::WorkerError;
+
+use super::assignment::Assignment;
+use super::runtime::Runtime;
+use crate::state::{AssignmentCell, ChunkKey, State};
+
+/// What a new load must do.
+#[derive(Debug)]
+pub enum LoadStart {
+    /// The same assignment is loaded already.
+    Done(LoadReport),
+    /// Pull these chunks (none stored yet), then finish.
+    Pull {
+        epoch: u64,
+        chunks: Vec<(ChunkKey, ChunkRef)>,
+    },
+}
+
+fn file_key(file: ModelFile) -> u32 {
+    match file {
+        ModelFile::Tokenizer => 0,
+        ModelFile::Stage(s) => s + 1,
+    }
+}
+
+/// Every chunk of an assignment's files.
+fn all_chunks(a: &Assignment, manifest: &Manifest) -> Vec<(ChunkKey, ChunkRef)> {
+    let mut files = Vec::new();
+    if a.is_driver() {
+        let n = manifest.tokenizer.size.div_ceil(manifest.chunk_size).max(1) as u32;
+        files.push((ModelFile::Tokenizer, n));
+    }
+    for &s in &a.stages {
+        let n = manifest.stages[s as usize].chunks.len() as u32;
+        files.push((ModelFile::Stage(s), n));
+    }
+    files
+        .into_iter()
+        .flat_map(|(file, n)| {
+            (0..n).map(move |index| {
+                (
+                    ChunkKey {
+                        file: file_key(file),
+                        index,
+                    },
+                    ChunkRef {
+                        model: a.model.clone(),
+                        file,
+                        index,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// Starts loading `args`: checks it, keeps the chunks already verified for
+/// the same model files, and says what to pull.
+pub fn begin(
+    state: &mut State,
+    args: LoadStagesArgs,
+    me: candid::Principal,
+) -> Result<LoadStart, WorkerError> {
+    let (assignment, manifest) = Assignment::check(args, me)?;
+    if matches!(state.load_state, LoadState::Loading { .. }) {
+        return Err(WorkerError::Busy);
+    }
+    if state.assignment() == Some(&assignment) && state.runtime.is_some() {
+        return Ok(LoadStart::Done(LoadReport {
+            stages: assignment.stages.clone(),
+            bytes: 0,
+            chunks: 0,
+            load_instructions: state.load_instructions,
+        }));
+    }
+    let same_files = state.assignment().is_some_and(|old| {
+        old.manifest_json == assignment.manifest_json && old.stages == assignment.stages
+    });
+    if !same_files {
+        state.chunks.clear_new();
+    }
+    let chunks: Vec<_> = all_chunks(&assignment, &manifest)
+        .into_iter()
+        .filter(|(key, _)| !state.chunks.contains_key(key))
+        .collect();
+    state
+        .assignment
+        .set(AssignmentCell(Some(assignment.clone())));
+    state.runtime = None;
+    state.jobs.clear();
+    state.load_epoch += 1;
+    let total = all_chunks(&assignment, &manifest).len() as u32;
+    state.load_state = LoadState::Loading {
+        chunks_done: total - chunks.len() as u32,
+        chunks_total: total,
+    };
+    Ok(LoadStart::Pull {
+        epoch: state.load_epoch,
+        chunks,
+    })
+}
+
+fn check_epoch(state: &State, epoch: u64) -> Result<(), WorkerError> {
+    if state.load_epoch == epoch {
+        Ok(())
+    } else {
+        Err(WorkerError::InvalidAssignment {
+            reason: "a newer assignment replaced this one while it loaded".into(),
+        })
+    }
+}
+
+/// Checks and stores one pulled chunk.
+pub fn store_chunk(
+    state: &mut State,
+    epoch: u64,
+    key: ChunkKey,
+    bytes: Vec<u8>,
+) -> Result<(), WorkerError> {
+    check_epoch(state, epoch)?;
+    let assignment = state.assignment().cloned().ok_or(WorkerError::NotLoaded)?;
+    let manifest = Manifest::from_json(&assignment.manifest_json).map_err(|e| {
+        WorkerError::InvalidAssignment {
+            reason: e.to_string(),
+        }
+    })?;
+    let mismatch = |reason: String| WorkerError::HashMismatch { reason };
+    if key.file == 0 {
+        let start = u64::from(key.index) * manifest.chunk_size;
+        let expected = manifest
+            .chunk_size
+            .min(manifest.tokenizer.size.saturating_sub(start));
+        if bytes.len() as u64 != expected {
+            return Err(mismatch(format!(
+                "tokenizer chunk {}: expected {expected} bytes, found {}",
+                key.index,
+                bytes.len()
+            )));
+        }
+    } else {
+        manifest
+            .verify_chunk(key.file as usize - 1, key.index as usize, &bytes)
+            .map_err(|e| mismatch(e.to_string()))?;
+    }
+    state.chunks.insert(key, bytes);
+    if let LoadState::Loading { chunks_done, .. } = &mut state.load_state {
+        *chunks_done += 1;
+    }
+    Ok(())
+}
+
+/// The bytes of one file, from its stored chunks.
+fn assemble(state: &State, file: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let range = ChunkKey { file, index: 0 }..=ChunkKey {
+        file,
+        index: u32::MAX,
+    };
+    for entry in state.chunks.range(range) {
+        out.extend_from_slice(&entry.value());
+    }
+    out
+}
+
+/// Loads the stored assignment into tract (after a pull, or after an
+/// upgrade). Every file is checked whole against the manifest.
+pub fn finish(state: &mut State) -> Result<LoadReport, WorkerError> {
+    let assignment = state.assignment().cloned().ok_or(WorkerError::NotLoaded)?;
+    let manifest = Manifest::from_json(&assignment.manifest_json).map_err(|e| {
+        WorkerError::InvalidAssignment {
+            reason: e.to_string(),
+        }
+    })?;
+    let stage_files: Vec<Vec<u8>> = assignment
+        .stages
+        .iter()
+        .map(|&s| assemble(state, s + 1))
+        .collect();
+    let tokenizer = assignment.is_driver().then(|| assemble(state, 0));
+    let bytes =
+        stage_files.iter().map(Vec::len).sum::<usize>() + tokenizer.as_ref().map_or(0, Vec::len);
+    let chunks = all_chunks(&assignment, &manifest).len() as u32;
+    let stages = assignment.stages.clone();
+    let runtime = Runtime::load(assignment, manifest, &stage_files, tokenizer.as_deref())?;
+    state.runtime = Some(runtime);
+    state.load_state = LoadState::Ready;
+    Ok(LoadReport {
+        stages,
+        bytes: bytes as u64,
+        chunks,
+        load_instructions: 0,
+    })
+}
+
+/// Records a failed load.
+pub fn fail(state: &mut State, epoch: u64, error: &WorkerError) {
+    if state.load_epoch == epoch {
+        state.runtime = None;
+        state.load_state = LoadState::Failed {
+            reason: error.to_string(),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candid::Principal;
+    use ic_stable_structures::DefaultMemoryImpl;
+    use serde_bytes::ByteBuf;
+
+    fn read(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../models/tiny-llama/stages-2")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn source(r: &ChunkRef) -> Vec<u8> {
+        let manifest = Manifest::from_json(&read("manifest.json")).unwrap();
+        match r.file {
+            ModelFile::Tokenizer => {
+                let t = read("tokenizer.json");
+                let cs = manifest.chunk_size as usize;
+                t[r.index as usize * cs..((r.index as usize + 1) * cs).min(t.len())].to_vec()
+            }
+            ModelFile::Stage(s) => {
+                let meta = &manifest.stages[s as usize];
+                let c = &meta.chunks[r.index as usize];
+                read(&meta.file)[c.offset as usize..(c.offset + c.size) as usize].to_vec()
+            }
+        }
+    }
+
+    #[test]
+    fn pulls_checks_and_loads_then_reloads_and_refuses_bad_bytes() {
+        let me = Principal::from_slice(&[1, 1]);
+        let peer = Principal::from_slice(&[2, 2]);
+        let mut state = State::open(DefaultMemoryImpl::default(), Principal::from_slice(&[9]));
+        let args = LoadStagesArgs {
+            model: "tiny-llama".into(),
+            manifest_json: ByteBuf::from(read("manifest.json")),
+            stages: vec![0],
+            pipeline: vec![me, peer],
+        };
+        let LoadStart::Pull { epoch, chunks } = begin(&mut state, args.clone(), me).unwrap() else {
+            panic!("expected a pull")
+        };
+        // Tokenizer and stage 0: one chunk each in the tiny model.
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(
+            begin(&mut state, args.clone(), me).unwrap_err(),
+            WorkerError::Busy
+        );
+        let (key, r) = &chunks[1];
+        let mut bad = source(r);
+        bad[10] ^= 1;
+        assert!(matches!(
+            store_chunk(&mut state, epoch, *key, bad),
+            Err(WorkerError::HashMismatch { .. })
+        ));
+        assert!(state.chunks.is_empty(), "a bad chunk is not stored");
+        for (key, r) in &chunks {
+            store_chunk(&mut state, epoch, *key, source(r)).unwrap();
+        }
+        let report = finish(&mut state).unwrap();
+        assert_eq!(report.stages, vec![0]);
+        assert_eq!(state.load_state, LoadState::Ready);
+        assert!(state.runtime.as_ref().unwrap().tokenizer.is_some());
+        // The same assignment again: nothing to do.
+        assert!(matches!(
+            begin(&mut state, args, me).unwrap(),
+            LoadStart::Done(_)
+        ));
+        // After an upgrade the heap is gone; the chunks are not.
+        state.runtime = None;
+        finish(&mut state).unwrap();
+        assert!(state.runtime.is_some());
+    }
+}

@@ -1,0 +1,3 @@
+//! Query endpoints.
+
+pub mod status;
