@@ -9,17 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use candid::{encode_one, CandidType, Deserialize, Principal};
-use local_replica::{CanisterInstallMode, LocalReplica};
-use model_format::Manifest;
+use candid::{CandidType, Deserialize, Principal};
+use local_replica::LocalReplica;
 use serde_bytes::ByteBuf;
-use task_manager_api::create_model::CreateModelArgs;
-use task_manager_api::deploy_model::DeployModelArgs;
-use task_manager_api::upload_chunk::{UploadChunkArgs, UploadProgress};
+use suite::{Suite, SuiteError, Wasms};
 use task_manager_api::{
-    ChunkRef, Error as TmError, GenerateRequest, InitArgs, JobInfo, ModelFile, ModelInfo,
-    PipelineInfo, Prompt, Sampling, UserProfile, WorkerInfo,
+    ChunkRef, Error as TmError, GenerateRequest, InitArgs, JobInfo, ModelInfo, PipelineInfo,
+    Prompt, Sampling, UserProfile, WorkerInfo,
 };
+
+pub use suite::controller;
 
 /// The canisters this repository ships.
 pub const CANISTERS: [&str; 3] = ["task_manager", "worker", "example_caller"];
@@ -28,7 +27,7 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| {
@@ -64,207 +63,106 @@ pub fn principal(n: u8) -> Principal {
     Principal::from_slice(&[n, 0x17, 0x42, 0x01])
 }
 
-/// The controller of the canisters the tests install.
-pub fn controller() -> Principal {
-    Principal::from_slice(&[0xc0, 0xde, 0x01])
-}
-
-/// A replica with the task manager installed by [`controller`].
-pub struct Env {
-    pub ic: LocalReplica,
-    pub task_manager: Principal,
-}
-
 /// Compiled modules are kept here between test processes.
-fn replica_config() -> local_replica::Config {
+pub fn replica_config() -> local_replica::Config {
     local_replica::Config {
         cache_dir: Some(target_dir().join("replica-cache")),
         ..Default::default()
     }
 }
 
-impl Env {
-    pub fn new(args: InitArgs) -> Env {
-        let mut ic = LocalReplica::with_config(replica_config()).expect("a replica");
-        let task_manager = ic.create_canister(controller()).expect("create_canister");
-        ic.install_canister(
-            controller(),
-            task_manager,
-            wasm("task_manager"),
-            encode_one(Some(args)).expect("candid"),
-        )
-        .expect("installing the task manager");
-        Env { ic, task_manager }
+/// The suite in a fresh replica, with test-flavoured helpers: replica
+/// failures panic, the task manager's own errors are returned.
+pub struct Env {
+    pub suite: Suite,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Suite;
+    fn deref(&self) -> &Suite {
+        &self.suite
     }
 }
 
-/// A file of a bundled model directory (`models/<dir>/<name>`).
-pub fn model_file(dir: &str, name: &str) -> Vec<u8> {
-    let path = workspace().join("models").join(dir).join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+impl std::ops::DerefMut for Env {
+    fn deref_mut(&mut self) -> &mut Suite {
+        &mut self.suite
+    }
 }
 
-/// Every chunk of a bundled model directory with its bytes, in upload
-/// order (tokenizer pieces, then each stage's chunks).
-pub fn model_chunks(dir: &str) -> Vec<(ChunkRef, ByteBuf)> {
-    let manifest = Manifest::from_json(&model_file(dir, "manifest.json")).expect("manifest");
-    let chunk = |file, index| ChunkRef {
-        model: manifest.name.clone(),
-        file,
-        index,
-    };
-    let mut out = Vec::new();
-    let tokenizer = model_file(dir, &manifest.tokenizer.file);
-    for (i, piece) in tokenizer.chunks(manifest.chunk_size as usize).enumerate() {
-        out.push((chunk(ModelFile::Tokenizer, i as u32), ByteBuf::from(piece)));
+/// The task manager's error, or a panic for anything else.
+fn tm<T>(what: &str, r: Result<T, SuiteError>) -> Result<T, TmError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(SuiteError::TaskManager(e)) => Err(e),
+        Err(e) => panic!("{what}: {e}"),
     }
-    for stage in &manifest.stages {
-        let bytes = model_file(dir, &stage.file);
-        for (i, c) in stage.chunks.iter().enumerate() {
-            let piece = &bytes[c.offset as usize..(c.offset + c.size) as usize];
-            out.push((
-                chunk(ModelFile::Stage(stage.index as u32), i as u32),
-                ByteBuf::from(piece),
-            ));
-        }
-    }
-    out
 }
 
-/// The answer of a call that must succeed at the replica level.
-fn ok<R: std::fmt::Debug>(what: &str, r: Result<R, local_replica::Error>) -> R {
+/// The value of a call that must succeed.
+fn must<T>(what: &str, r: Result<T, SuiteError>) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 impl Env {
-    /// Creates `n` worker canisters (controlled by [`controller`]), installs
-    /// the worker wasm serving this task manager and adds them.
+    pub fn new(args: InitArgs) -> Env {
+        let ic = LocalReplica::with_config(replica_config()).expect("a replica");
+        let wasms = Wasms {
+            task_manager: wasm("task_manager"),
+            worker: wasm("worker"),
+        };
+        Env {
+            suite: must(
+                "installing the task manager",
+                Suite::install(ic, wasms, args),
+            ),
+        }
+    }
+
     pub fn add_workers(&mut self, n: usize) -> Vec<Principal> {
-        let wasm = wasm("worker");
-        let arg = encode_one(Some(worker_api::InitArgs {
-            task_manager: self.task_manager,
-        }))
-        .expect("candid");
-        (0..n)
-            .map(|_| {
-                let id = ok("create_canister", self.ic.create_canister(controller()));
-                ok(
-                    "installing a worker",
-                    self.ic.install_wasm(
-                        controller(),
-                        id,
-                        CanisterInstallMode::Install,
-                        wasm.clone(),
-                        arg.clone(),
-                    ),
-                );
-                let added: Result<WorkerInfo, TmError> = ok(
-                    "add_worker",
-                    self.ic
-                        .update_one(self.task_manager, controller(), "add_worker", &id),
-                );
-                added.expect("add_worker");
-                id
-            })
-            .collect()
+        must("adding workers", self.suite.add_workers(n))
     }
 
     /// Registers and uploads a bundled model directory (`models/<dir>`).
     pub fn upload_model(&mut self, dir: &str) -> ModelInfo {
-        let created: Result<ModelInfo, TmError> = ok(
-            "create_model",
-            self.ic.update_one(
-                self.task_manager,
-                controller(),
-                "create_model",
-                &CreateModelArgs {
-                    manifest_json: ByteBuf::from(model_file(dir, "manifest.json")),
-                },
-            ),
-        );
-        let info = created.expect("create_model");
-        for (chunk, bytes) in model_chunks(dir) {
-            let r: Result<UploadProgress, TmError> = ok(
-                "upload_chunk",
-                self.ic.update_one(
-                    self.task_manager,
-                    controller(),
-                    "upload_chunk",
-                    &UploadChunkArgs { chunk, bytes },
-                ),
-            );
-            r.expect("upload_chunk");
-        }
-        info
+        let path = workspace().join("models").join(dir);
+        must("uploading", self.suite.upload_model(&path, &mut |_| {}))
     }
 
-    /// Deploys `model` on `pipelines` pipelines and runs until the workers
-    /// have loaded their stages.
+    /// Deploys `model` on `pipelines` pipelines; every one must be healthy.
     pub fn deploy(&mut self, model: &str, pipelines: u32) -> Vec<PipelineInfo> {
-        let r: Result<Vec<PipelineInfo>, TmError> = ok(
-            "deploy_model",
-            self.ic.update_one(
-                self.task_manager,
-                controller(),
-                "deploy_model",
-                &DeployModelArgs {
-                    model: model.to_string(),
-                    pipelines,
-                },
-            ),
-        );
-        r.expect("deploy_model");
-        ok("loading", self.ic.run_until_idle());
-        self.pipelines()
+        let deployed = must("deploy_model", self.suite.deploy(model, pipelines));
+        if !deployed.iter().all(|p| p.healthy) {
+            panic!(
+                "the workers did not load {model}:\n{}",
+                self.suite.diagnosis()
+            );
+        }
+        deployed
     }
 
     pub fn pipelines(&mut self) -> Vec<PipelineInfo> {
-        let r: Result<Vec<PipelineInfo>, TmError> = ok(
-            "pipelines",
-            self.ic
-                .query_one(self.task_manager, principal(200), "pipelines", &()),
-        );
-        r.expect("pipelines")
+        must("pipelines", self.suite.pipelines())
     }
 
     pub fn workers(&mut self) -> Vec<WorkerInfo> {
-        let r: Result<Vec<WorkerInfo>, TmError> = ok(
-            "workers",
-            self.ic
-                .query_one(self.task_manager, controller(), "workers", &()),
-        );
-        r.expect("workers")
+        must("workers", self.suite.workers())
     }
 
     pub fn register(&mut self, user: Principal) -> UserProfile {
-        let r: Result<UserProfile, TmError> = ok(
-            "register",
-            self.ic.update_one(self.task_manager, user, "register", &()),
-        );
-        r.expect("register")
+        must("register", self.suite.register(user))
     }
 
     pub fn whoami(&mut self, user: Principal) -> UserProfile {
-        let r: Result<UserProfile, TmError> = ok(
-            "whoami",
-            self.ic.query_one(self.task_manager, user, "whoami", &()),
-        );
-        r.expect("whoami")
+        must("whoami", self.suite.whoami(user))
     }
 
     pub fn generate(&mut self, user: Principal, request: &GenerateRequest) -> Result<u64, TmError> {
-        ok(
-            "generate",
-            self.ic
-                .update_one(self.task_manager, user, "generate", request),
-        )
+        tm("generate", self.suite.generate(user, request))
     }
 
     pub fn job(&mut self, user: Principal, job: u64) -> Result<JobInfo, TmError> {
-        ok(
-            "job",
-            self.ic.query_one(self.task_manager, user, "job", &job),
-        )
+        tm("job", self.suite.job(user, job))
     }
 
     /// Ticks until the job has ended; every text seen on the way.
@@ -278,13 +176,12 @@ impl Env {
             if info.status.is_final() {
                 return (info, seen);
             }
-            self.ic.tick();
+            self.suite.ic.tick();
         }
-        panic!("job {job} did not end");
+        panic!("job {job} did not end:\n{}", self.suite.diagnosis());
     }
 
-    /// Builds a replica-level call to a canister method (for calls the
-    /// helpers above do not cover).
+    /// An update call to any canister (for what the helpers do not cover).
     pub fn call<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
         &mut self,
         canister: Principal,
@@ -292,8 +189,24 @@ impl Env {
         method: &str,
         arg: &A,
     ) -> Result<R, local_replica::Error> {
-        self.ic.update_one(canister, sender, method, arg)
+        self.suite.ic.update_one(canister, sender, method, arg)
     }
+}
+
+/// A file of a bundled model directory (`models/<dir>/<name>`).
+pub fn model_file(dir: &str, name: &str) -> Vec<u8> {
+    must(
+        "reading a model file",
+        suite::read_model_file(&workspace().join("models").join(dir), name),
+    )
+}
+
+/// Every chunk of a bundled model directory with its bytes, in upload order.
+pub fn model_chunks(dir: &str) -> Vec<(ChunkRef, ByteBuf)> {
+    must(
+        "reading a model",
+        suite::model_chunks(&workspace().join("models").join(dir)),
+    )
 }
 
 /// A plain-text request with a fixed seed.

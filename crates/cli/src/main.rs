@@ -6,6 +6,11 @@
 //! * `inspect` — prints a model directory's manifest and verifies every hash.
 //! * `bench` — native prefill and decode tokens/s of the engine against
 //!   onnxruntime on the same ONNX and prompts, and peak memory.
+//! * `replica-chat` — the canister suite in the local replica: installs the
+//!   task manager and workers, uploads the model (with a progress bar),
+//!   deploys it and chats through the task manager, streaming tokens.
+//! * `replica-bench` — the same deployment, measured: instructions per
+//!   prefill and generated token, load, upload throughput, cycles.
 //!
 //! ```sh
 //! icllm chat --model models/smollm2-135m-instruct --stages 2 --message "What is the capital of France?"
@@ -14,6 +19,7 @@
 mod bench;
 mod inspect;
 mod options;
+mod replica;
 mod run;
 
 use anyhow::Result;
@@ -40,6 +46,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Measure prefill and decode tokens/s against onnxruntime.
     Bench(bench::BenchArgs),
+    /// Chat through the canisters: local replica, task manager, workers.
+    ReplicaChat(replica::ChatArgs),
+    /// Measure the canisters: instructions per token, load, upload, cycles.
+    ReplicaBench(replica::BenchArgs),
 }
 
 fn main() -> Result<()> {
@@ -48,5 +58,7 @@ fn main() -> Result<()> {
         Command::Chat(args) => run::chat(args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Bench(args) => bench::bench(args),
+        Command::ReplicaChat(args) => replica::chat(args),
+        Command::ReplicaBench(args) => replica::bench(args),
     }
 }

@@ -57,7 +57,10 @@ pub use manifest::{
 };
 pub use pipeline::{Pipeline, Sequence};
 pub use sampling::{Sampler, SamplingParams};
-pub use stage::{HiddenStates, Logits, Stage, StageData, StageInput, StageKv, StageOutput};
+pub use stage::{
+    HiddenStates, LoadPhase, Logits, Stage, StageData, StageInput, StageKv, StageLoader,
+    StageOutput,
+};
 pub use tokenizer::{ChatMessage, Detokenizer, Tokenizer};
 #[cfg(target_arch = "wasm32")]
 pub use wasm_entropy::seed_entropy;

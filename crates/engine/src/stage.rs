@@ -187,107 +187,14 @@ pub struct Stage {
 impl Stage {
     /// Parses `onnx_bytes`, checks its I/O against `meta`, and builds the
     /// optimised plan with symbolic sequence (`S`) and past (`P`) lengths.
+    /// All of [`StageLoader`]'s phases in one go.
     ///
     /// Malformed or truncated ONNX gives [`Error::InvalidOnnx`]; a graph whose
     /// inputs/outputs differ from the manifest gives [`Error::StageMismatch`].
     pub fn load(meta: &StageMeta, config: &ModelConfig, onnx_bytes: &[u8]) -> Result<Self> {
-        let invalid = |e: TractError| Error::InvalidOnnx(format!("{e:#}"));
-        let mismatch = |message: String| Error::StageMismatch {
-            stage: meta.index,
-            message,
-        };
-        let onnx = tract_onnx::onnx();
-        let mut proto = onnx
-            .proto_model_for_read(&mut &onnx_bytes[..])
-            .map_err(invalid)?;
-        if let Some(graph) = proto.graph.as_mut() {
-            scalarize_range_inputs(graph);
-        }
-        let mut model = onnx.model_for_proto_model(&proto).map_err(invalid)?;
-        drop(proto);
-
-        let input_names: Vec<String> = model
-            .input_outlets()
-            .map_err(invalid)?
-            .iter()
-            .map(|o| model.node(o.node).name.clone())
-            .collect();
-        let output_names: Vec<String> = model
-            .output_outlets()
-            .map_err(invalid)?
-            .iter()
-            .map(|o| {
-                model
-                    .outlet_label(*o)
-                    .map_or_else(|| model.node(o.node).name.clone(), str::to_string)
-            })
-            .collect();
-        same_names("inputs", &input_names, &meta.inputs).map_err(mismatch)?;
-        same_names("outputs", &output_names, &meta.outputs).map_err(mismatch)?;
-
-        let inputs = input_names
-            .iter()
-            .map(|n| input_slot(n, meta).ok_or_else(|| mismatch(format!("unexpected input {n:?}"))))
-            .collect::<Result<Vec<_>>>()?;
-        let outputs = output_names
-            .iter()
-            .map(|n| {
-                output_slot(n, meta).ok_or_else(|| mismatch(format!("unexpected output {n:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-
-        let s = model.symbols.sym("S").to_dim();
-        let p = model.symbols.sym("P").to_dim();
-        let total = p.clone() + s.clone();
-        let one = 1.to_dim();
-        for (ix, slot) in inputs.iter().enumerate() {
-            let fact = match slot {
-                InputSlot::InputIds | InputSlot::PositionIds => {
-                    InferenceFact::dt_shape(i64::datum_type(), tvec![one.clone(), s.clone()])
-                }
-                InputSlot::AttentionMask => {
-                    InferenceFact::dt_shape(i64::datum_type(), tvec![one.clone(), total.clone()])
-                }
-                InputSlot::Hidden => InferenceFact::dt_shape(
-                    f32::datum_type(),
-                    tvec![one.clone(), s.clone(), config.hidden_size.to_dim()],
-                ),
-                InputSlot::Past(..) => InferenceFact::dt_shape(
-                    f32::datum_type(),
-                    tvec![
-                        one.clone(),
-                        config.num_kv_heads.to_dim(),
-                        p.clone(),
-                        config.head_dim.to_dim()
-                    ],
-                ),
-            };
-            model.set_input_fact(ix, fact).map_err(invalid)?;
-        }
-        // Output shapes follow from the inputs; the file's own symbolic
-        // output dims (e.g. `total_sequence_length`) would only clash.
-        for ix in 0..outputs.len() {
-            model
-                .set_output_fact(ix, InferenceFact::default())
-                .map_err(invalid)?;
-        }
-        let plan = model
-            .into_optimized()
-            .and_then(fold_weight_packing)
-            .and_then(|m| m.into_runnable())
-            .map_err(invalid)?;
-        let empty_kv = StageKv::empty(meta.num_layers(), config.num_kv_heads, config.head_dim)?;
-        Ok(Stage {
-            meta: meta.clone(),
-            empty_kv,
-            hidden_size: config.hidden_size,
-            vocab_size: config.vocab_size,
-            num_kv_heads: config.num_kv_heads,
-            head_dim: config.head_dim,
-            plan,
-            inputs,
-            outputs,
-        })
+        let mut loader = StageLoader::new(meta, config, onnx_bytes)?;
+        while !loader.advance()? {}
+        loader.into_stage()
     }
 
     /// The manifest entry of this stage.
@@ -458,6 +365,219 @@ impl Stage {
 /// read by the embedding `Gather`, and tract would repack it (113 MB for
 /// SmolLM2) on every call — two thirds of a decode step. Folding the pack
 /// costs one packed copy of such weights in memory.
+/// What [`StageLoader::advance`] does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadPhase {
+    /// Into tract's typed model (shapes and types inferred).
+    Type,
+    /// Declutter: simplify the graph.
+    Declutter,
+    /// Codegen: map to optimised operators.
+    Optimize,
+    /// Pack the constant weights of matrix products once, here.
+    PackWeights,
+    /// Build the runnable plan.
+    Plan,
+    /// Nothing left: [`StageLoader::into_stage`].
+    Done,
+}
+
+enum Building {
+    Inference(InferenceModel),
+    Typed(TypedModel),
+    Plan(Arc<TypedSimplePlan>),
+    Taken,
+}
+
+/// A stage being loaded, one phase at a time: a canister spreads the
+/// phases over several messages, each under the instruction limit (the
+/// model stays in heap between them). [`Stage::load`] runs them all.
+///
+/// ```no_run
+/// # fn demo(meta: &engine::StageMeta, config: &engine::ModelConfig, bytes: &[u8]) -> engine::Result<()> {
+/// let mut loader = engine::StageLoader::new(meta, config, bytes)?; // parse
+/// while !loader.advance()? {} // one phase per call
+/// let stage = loader.into_stage()?;
+/// # Ok(()) }
+/// ```
+pub struct StageLoader {
+    meta: StageMeta,
+    config: ModelConfig,
+    inputs: Vec<InputSlot>,
+    outputs: Vec<OutputSlot>,
+    model: Building,
+    next: LoadPhase,
+}
+
+impl std::fmt::Debug for StageLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageLoader")
+            .field("stage", &self.meta.index)
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl StageLoader {
+    /// The first phase: parses the ONNX bytes, checks the graph's inputs
+    /// and outputs against `meta` and pins the input shapes.
+    pub fn new(meta: &StageMeta, config: &ModelConfig, onnx_bytes: &[u8]) -> Result<Self> {
+        let invalid = |e: TractError| Error::InvalidOnnx(format!("{e:#}"));
+        let mismatch = |message: String| Error::StageMismatch {
+            stage: meta.index,
+            message,
+        };
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx
+            .proto_model_for_read(&mut &onnx_bytes[..])
+            .map_err(invalid)?;
+        if let Some(graph) = proto.graph.as_mut() {
+            scalarize_range_inputs(graph);
+        }
+        let mut model = onnx.model_for_proto_model(&proto).map_err(invalid)?;
+        drop(proto);
+
+        let input_names: Vec<String> = model
+            .input_outlets()
+            .map_err(invalid)?
+            .iter()
+            .map(|o| model.node(o.node).name.clone())
+            .collect();
+        let output_names: Vec<String> = model
+            .output_outlets()
+            .map_err(invalid)?
+            .iter()
+            .map(|o| {
+                model
+                    .outlet_label(*o)
+                    .map_or_else(|| model.node(o.node).name.clone(), str::to_string)
+            })
+            .collect();
+        same_names("inputs", &input_names, &meta.inputs).map_err(mismatch)?;
+        same_names("outputs", &output_names, &meta.outputs).map_err(mismatch)?;
+
+        let inputs = input_names
+            .iter()
+            .map(|n| input_slot(n, meta).ok_or_else(|| mismatch(format!("unexpected input {n:?}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = output_names
+            .iter()
+            .map(|n| {
+                output_slot(n, meta).ok_or_else(|| mismatch(format!("unexpected output {n:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let s = model.symbols.sym("S").to_dim();
+        let p = model.symbols.sym("P").to_dim();
+        let total = p.clone() + s.clone();
+        let one = 1.to_dim();
+        for (ix, slot) in inputs.iter().enumerate() {
+            let fact = match slot {
+                InputSlot::InputIds | InputSlot::PositionIds => {
+                    InferenceFact::dt_shape(i64::datum_type(), tvec![one.clone(), s.clone()])
+                }
+                InputSlot::AttentionMask => {
+                    InferenceFact::dt_shape(i64::datum_type(), tvec![one.clone(), total.clone()])
+                }
+                InputSlot::Hidden => InferenceFact::dt_shape(
+                    f32::datum_type(),
+                    tvec![one.clone(), s.clone(), config.hidden_size.to_dim()],
+                ),
+                InputSlot::Past(..) => InferenceFact::dt_shape(
+                    f32::datum_type(),
+                    tvec![
+                        one.clone(),
+                        config.num_kv_heads.to_dim(),
+                        p.clone(),
+                        config.head_dim.to_dim()
+                    ],
+                ),
+            };
+            model.set_input_fact(ix, fact).map_err(invalid)?;
+        }
+        // Output shapes follow from the inputs; the file's own symbolic
+        // output dims (e.g. `total_sequence_length`) would only clash.
+        for ix in 0..outputs.len() {
+            model
+                .set_output_fact(ix, InferenceFact::default())
+                .map_err(invalid)?;
+        }
+        Ok(StageLoader {
+            meta: meta.clone(),
+            config: config.clone(),
+            inputs,
+            outputs,
+            model: Building::Inference(model),
+            next: LoadPhase::Type,
+        })
+    }
+
+    /// The phase the next [`advance`](Self::advance) runs.
+    pub fn next_phase(&self) -> LoadPhase {
+        self.next
+    }
+
+    /// Runs the next phase; `true` once the stage is ready. After an error
+    /// the loader is spent.
+    pub fn advance(&mut self) -> Result<bool> {
+        let invalid = |e: TractError| Error::InvalidOnnx(format!("{e:#}"));
+        let model = std::mem::replace(&mut self.model, Building::Taken);
+        let spent = || Error::Inference("the stage loader was used after an error".into());
+        self.model = match (self.next, model) {
+            (LoadPhase::Type, Building::Inference(m)) => {
+                Building::Typed(m.into_typed().map_err(invalid)?)
+            }
+            (LoadPhase::Declutter, Building::Typed(m)) => {
+                Building::Typed(m.into_decluttered().map_err(invalid)?)
+            }
+            (LoadPhase::Optimize, Building::Typed(mut m)) => {
+                m.optimize().map_err(invalid)?;
+                Building::Typed(m)
+            }
+            (LoadPhase::PackWeights, Building::Typed(m)) => {
+                Building::Typed(fold_weight_packing(m).map_err(invalid)?)
+            }
+            (LoadPhase::Plan, Building::Typed(m)) => {
+                Building::Plan(m.into_runnable().map_err(invalid)?)
+            }
+            (LoadPhase::Done, m @ Building::Plan(_)) => m,
+            _ => return Err(spent()),
+        };
+        self.next = match self.next {
+            LoadPhase::Type => LoadPhase::Declutter,
+            LoadPhase::Declutter => LoadPhase::Optimize,
+            LoadPhase::Optimize => LoadPhase::PackWeights,
+            LoadPhase::PackWeights => LoadPhase::Plan,
+            LoadPhase::Plan | LoadPhase::Done => LoadPhase::Done,
+        };
+        Ok(self.next == LoadPhase::Done)
+    }
+
+    /// The loaded stage, once every phase has run.
+    pub fn into_stage(self) -> Result<Stage> {
+        let Building::Plan(plan) = self.model else {
+            return Err(Error::Inference(format!(
+                "stage {} is not loaded yet (next phase {:?})",
+                self.meta.index, self.next
+            )));
+        };
+        let config = &self.config;
+        let empty_kv =
+            StageKv::empty(self.meta.num_layers(), config.num_kv_heads, config.head_dim)?;
+        Ok(Stage {
+            empty_kv,
+            hidden_size: config.hidden_size,
+            vocab_size: config.vocab_size,
+            num_kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim,
+            plan,
+            inputs: self.inputs,
+            outputs: self.outputs,
+            meta: self.meta,
+        })
+    }
+}
+
 fn fold_weight_packing(mut model: TypedModel) -> TractResult<TypedModel> {
     use tract_onnx::tract_core::ops::konst::Const;
     use tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack;

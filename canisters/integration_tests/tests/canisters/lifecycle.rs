@@ -42,9 +42,10 @@ fn upgrade_worker(env: &mut Env, worker: Principal) {
 }
 
 fn upgrade_task_manager(env: &mut Env) {
+    let tm = env.task_manager;
     let arg = encode_one(None::<InitArgs>).unwrap();
     env.ic
-        .upgrade_canister(controller(), env.task_manager, wasm("task_manager"), arg)
+        .upgrade_canister(controller(), tm, wasm("task_manager"), arg)
         .unwrap();
 }
 
@@ -64,6 +65,7 @@ fn run_until_tokens(env: &mut Env, user: Principal, job: u64, tokens: u32) {
 #[test]
 fn state_survives_upgrades_and_workers_reload_their_stages() {
     let mut env = deployed(2, 1, None);
+    let tm = env.task_manager;
     let alice = principal(1);
     env.register(alice);
     let req = request(MODEL, "Once upon a time", 16, sampled(), 9);
@@ -104,12 +106,9 @@ fn state_survives_upgrades_and_workers_reload_their_stages() {
     let queued = env.generate(alice, &req).unwrap();
     run_until_tokens(&mut env, alice, running, 2);
     assert_eq!(env.job(alice, queued).unwrap().status, JobStatus::Queued);
-    let tm = env.task_manager;
     stop(&mut env, tm);
     upgrade_task_manager(&mut env);
-    env.ic
-        .start_canister(controller(), env.task_manager)
-        .unwrap();
+    env.ic.start_canister(controller(), tm).unwrap();
     for job in [running, queued] {
         let (info, _) = env.wait_job(alice, job);
         assert_eq!(info.tokens, expected.tokens, "job {job}");
@@ -182,11 +181,11 @@ fn fifty_users_on_two_pipelines_all_complete_with_correct_refunds() {
         refill_per_sec: 1,
     };
     let mut env = deployed(1, 2, Some(quota));
+    let tm = env.task_manager;
     let users: Vec<Principal> = (0..50).map(|i| principal(100 + i)).collect();
     for &u in &users {
         env.register(u);
     }
-    let tm = env.task_manager;
     let mut messages = Vec::new();
     for (i, &u) in users.iter().enumerate() {
         let req = request(

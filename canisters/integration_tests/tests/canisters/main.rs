@@ -5,4 +5,5 @@ mod example;
 mod generation;
 mod lifecycle;
 mod registry;
+mod smollm2;
 mod users;

@@ -11,9 +11,10 @@ use task_manager_api::{ChunkRef, Error as TmError, InitArgs, ModelFile, ModelInf
 const MODEL_DIR: &str = "tiny-llama/stages-2";
 
 fn create(env: &mut Env, manifest: Vec<u8>) -> Result<ModelInfo, TmError> {
+    let tm = env.task_manager;
     env.ic
         .update_one(
-            env.task_manager,
+            tm,
             controller(),
             "create_model",
             &CreateModelArgs {
@@ -24,9 +25,10 @@ fn create(env: &mut Env, manifest: Vec<u8>) -> Result<ModelInfo, TmError> {
 }
 
 fn upload(env: &mut Env, chunk: &ChunkRef, bytes: &ByteBuf) -> Result<UploadProgress, TmError> {
+    let tm = env.task_manager;
     env.ic
         .update_one(
-            env.task_manager,
+            tm,
             controller(),
             "upload_chunk",
             &UploadChunkArgs {
@@ -38,29 +40,25 @@ fn upload(env: &mut Env, chunk: &ChunkRef, bytes: &ByteBuf) -> Result<UploadProg
 }
 
 fn missing(env: &mut Env) -> Vec<ChunkRef> {
+    let tm = env.task_manager;
     let r: Result<Vec<ChunkRef>, TmError> = env
         .ic
-        .query_one(
-            env.task_manager,
-            controller(),
-            "missing_chunks",
-            &"tiny-llama",
-        )
+        .query_one(tm, controller(), "missing_chunks", &"tiny-llama")
         .unwrap();
     r.unwrap()
 }
 
 fn models(env: &mut Env) -> Vec<ModelInfo> {
-    let r: Result<Vec<ModelInfo>, TmError> = env
-        .ic
-        .query_one(env.task_manager, principal(9), "models", &())
-        .unwrap();
+    let tm = env.task_manager;
+    let r: Result<Vec<ModelInfo>, TmError> =
+        env.ic.query_one(tm, principal(9), "models", &()).unwrap();
     r.unwrap()
 }
 
 #[test]
 fn upload_resume_read_back_and_survive_an_upgrade() {
     let mut env = Env::new(InitArgs::default());
+    let tm = env.task_manager;
     let info = create(&mut env, model_file(MODEL_DIR, "manifest.json")).unwrap();
     assert_eq!((info.name.as_str(), info.stages), ("tiny-llama", 2));
     let chunks = model_chunks(MODEL_DIR);
@@ -74,7 +72,7 @@ fn upload_resume_read_back_and_survive_an_upgrade() {
     let wasm = integration_tests::wasm("task_manager");
     let arg = candid::encode_one(None::<InitArgs>).unwrap();
     env.ic
-        .upgrade_canister(controller(), env.task_manager, wasm, arg)
+        .upgrade_canister(controller(), tm, wasm, arg)
         .unwrap();
     let todo = missing(&mut env);
     assert_eq!(todo.len(), chunks.len() - half);
@@ -88,12 +86,7 @@ fn upload_resume_read_back_and_survive_an_upgrade() {
     // Anyone reads the manifest and the chunks back, byte for byte.
     let manifest: Result<ByteBuf, TmError> = env
         .ic
-        .query_one(
-            env.task_manager,
-            principal(9),
-            "model_manifest",
-            &"tiny-llama",
-        )
+        .query_one(tm, principal(9), "model_manifest", &"tiny-llama")
         .unwrap();
     assert_eq!(
         manifest.unwrap().into_vec(),
@@ -103,7 +96,7 @@ fn upload_resume_read_back_and_survive_an_upgrade() {
     for (chunk, bytes) in &chunks {
         let got: Result<ByteBuf, TmError> = env
             .ic
-            .query_one(env.task_manager, principal(9), "model_chunk", chunk)
+            .query_one(tm, principal(9), "model_chunk", chunk)
             .unwrap();
         let got = got.unwrap();
         assert_eq!(&got, bytes);
@@ -117,6 +110,7 @@ fn upload_resume_read_back_and_survive_an_upgrade() {
 #[test]
 fn bad_uploads_are_refused_with_typed_errors_and_no_state_change() {
     let mut env = Env::new(InitArgs::default());
+    let tm = env.task_manager;
     let manifest = model_file(MODEL_DIR, "manifest.json");
     assert!(matches!(
         create(&mut env, manifest[..manifest.len() / 2].to_vec()),
@@ -163,7 +157,7 @@ fn bad_uploads_are_refused_with_typed_errors_and_no_state_change() {
 
     // Not a controller: refused before the method runs.
     let by_user = env.ic.update_one::<_, Result<UploadProgress, TmError>>(
-        env.task_manager,
+        tm,
         principal(1),
         "upload_chunk",
         &UploadChunkArgs {

@@ -18,6 +18,7 @@ pub mod cancel_job;
 pub mod end_job;
 pub mod forward;
 pub mod load_stages;
+pub mod load_step;
 pub mod run_job;
 pub mod status;
 pub mod step;

@@ -24,8 +24,11 @@ pub struct WorkerStatus {
     pub state: LoadState,
     /// Jobs whose KV caches this worker holds.
     pub active_jobs: u32,
-    /// Instructions of the last load into tract.
+    /// Instructions of the last load into tract, all its messages.
     pub load_instructions: u64,
+    pub load_messages: u32,
+    /// The most instructions one load message used.
+    pub load_max_message: u64,
     /// Verified chunks in stable memory.
     pub stored_chunks: u64,
 }

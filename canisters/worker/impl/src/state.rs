@@ -14,7 +14,9 @@ use worker_api::status::LoadState;
 use crate::memory::{self, Memory};
 use crate::model::assignment::Assignment;
 use crate::model::job::DriverJob;
+use crate::model::load::Build;
 use crate::model::runtime::Runtime;
+use worker_api::load_stages::LoadReport;
 
 /// Stored layouts carry a version.
 #[derive(CandidType, Deserialize, Clone, Debug)]
@@ -117,7 +119,10 @@ pub struct State {
     /// Bumped by every new assignment: a load that finds it changed after
     /// an await gives up.
     pub load_epoch: u64,
-    pub load_instructions: u64,
+    /// A load into tract in progress.
+    pub build: Option<Build>,
+    /// What the last completed load cost.
+    pub load_report: LoadReport,
     /// Jobs this worker drives.
     pub jobs: BTreeMap<u64, DriverJob>,
 }
@@ -132,7 +137,15 @@ impl State {
             runtime: None,
             load_state: LoadState::Idle,
             load_epoch: 0,
-            load_instructions: 0,
+            build: None,
+            load_report: LoadReport {
+                stages: Vec::new(),
+                bytes: 0,
+                chunks: 0,
+                load_instructions: 0,
+                load_messages: 0,
+                load_max_message: 0,
+            },
             jobs: BTreeMap::new(),
         }
     }

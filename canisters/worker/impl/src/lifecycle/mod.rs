@@ -10,7 +10,6 @@ use std::time::Duration;
 use ic_cdk::call::Call;
 use ic_cdk::{init, inspect_message, post_upgrade};
 use task_manager_api::worker_ready::WorkerReadyArgs;
-use worker_api::status::LoadState;
 use worker_api::InitArgs;
 
 use crate::model::load;
@@ -29,28 +28,24 @@ fn init(args: Option<InitArgs>) {
 fn post_upgrade(args: Option<InitArgs>) {
     init_state(args.map(|a| a.task_manager));
     if read_state(|s| s.assignment().is_some()) {
-        mutate_state(|s| {
-            s.load_state = LoadState::Loading {
-                chunks_done: s.chunks.len() as u32,
-                chunks_total: s.chunks.len() as u32,
-            }
-        });
         ic_cdk_timers::set_timer(Duration::ZERO, reload());
     }
 }
 
-/// Loads the stored assignment again and reports to the task manager.
+/// Loads the stored assignment again (a phase per message) and reports to
+/// the task manager.
 async fn reload() {
-    let result = mutate_state(|s| {
-        let before = ic_cdk::api::performance_counter(0);
-        let r = load::finish(s);
-        s.load_instructions = ic_cdk::api::performance_counter(0) - before;
-        if let Err(e) = &r {
+    let started = mutate_state(load::start_build);
+    let result = match started {
+        Ok(epoch) => crate::updates::load_stages::build(epoch).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        mutate_state(|s| {
             let epoch = s.load_epoch;
-            load::fail(s, epoch, e);
-        }
-        r
-    });
+            load::fail(s, epoch, e)
+        });
+    }
     let (tm, model, stages) = read_state(|s| {
         let a = s.assignment();
         (

@@ -7,6 +7,8 @@ use worker_api::load_stages::{LoadReport, LoadStagesArgs};
 use worker_api::status::LoadState;
 use worker_api::WorkerError;
 
+use engine::{Stage, StageLoader, Tokenizer};
+
 use super::assignment::Assignment;
 use super::runtime::Runtime;
 use crate::state::{AssignmentCell, ChunkKey, State};
@@ -73,12 +75,7 @@ pub fn begin(
         return Err(WorkerError::Busy);
     }
     if state.assignment() == Some(&assignment) && state.runtime.is_some() {
-        return Ok(LoadStart::Done(LoadReport {
-            stages: assignment.stages.clone(),
-            bytes: 0,
-            chunks: 0,
-            load_instructions: state.load_instructions,
-        }));
+        return Ok(LoadStart::Done(state.load_report.clone()));
     }
     let same_files = state.assignment().is_some_and(|old| {
         old.manifest_json == assignment.manifest_json && old.stages == assignment.stages
@@ -169,40 +166,147 @@ fn assemble(state: &State, file: u32) -> Vec<u8> {
     out
 }
 
-/// Loads the stored assignment into tract (after a pull, or after an
-/// upgrade). Every file is checked whole against the manifest.
-pub fn finish(state: &mut State) -> Result<LoadReport, WorkerError> {
+/// A load into tract in progress (heap only: it spans several messages).
+pub struct Build {
+    pub epoch: u64,
+    assignment: Assignment,
+    manifest: Manifest,
+    /// Stages loaded so far.
+    done: Vec<Stage>,
+    /// The stage being loaded.
+    current: Option<StageLoader>,
+    pub messages: u32,
+    pub instructions: u64,
+    pub max_message: u64,
+}
+
+/// Prepares loading the stored assignment into tract (after a pull, or
+/// after an upgrade). Nothing heavy runs here.
+pub fn start_build(state: &mut State) -> Result<u64, WorkerError> {
     let assignment = state.assignment().cloned().ok_or(WorkerError::NotLoaded)?;
     let manifest = Manifest::from_json(&assignment.manifest_json).map_err(|e| {
         WorkerError::InvalidAssignment {
             reason: e.to_string(),
         }
     })?;
-    let stage_files: Vec<Vec<u8>> = assignment
+    let total = all_chunks(&assignment, &manifest).len() as u32;
+    let stored = state.chunks.len() as u32;
+    if stored != total {
+        return Err(WorkerError::InvalidAssignment {
+            reason: format!("{stored} of the assignment's {total} chunks are stored"),
+        });
+    }
+    state.runtime = None;
+    state.load_state = LoadState::Loading {
+        chunks_done: total,
+        chunks_total: total,
+    };
+    state.build = Some(Build {
+        epoch: state.load_epoch,
+        assignment,
+        manifest,
+        done: Vec::new(),
+        current: None,
+        messages: 0,
+        instructions: 0,
+        max_message: 0,
+    });
+    Ok(state.load_epoch)
+}
+
+/// One phase of the build: parses the next stage, or advances the stage
+/// being loaded; after the last, the tokenizer and the runtime. `true`
+/// once the worker is ready.
+pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
+    check_epoch(state, epoch)?;
+    let mut build = state.build.take().ok_or(WorkerError::NotLoaded)?;
+    let engine = super::runtime::engine_error;
+    match build.current.as_mut() {
+        None => {
+            let index = build.assignment.stages[build.done.len()] as usize;
+            let bytes = assemble(state, index as u32 + 1);
+            let meta = build
+                .manifest
+                .stage(index)
+                .map_err(|e| WorkerError::InvalidAssignment {
+                    reason: e.to_string(),
+                })?;
+            build.current =
+                Some(StageLoader::new(meta, &build.manifest.config, &bytes).map_err(engine)?);
+        }
+        Some(loader) => {
+            if loader.advance().map_err(engine)? {
+                let loader = build.current.take().ok_or(WorkerError::NotLoaded)?;
+                build.done.push(loader.into_stage().map_err(engine)?);
+            }
+        }
+    }
+    if build.done.len() < build.assignment.stages.len() {
+        state.build = Some(build);
+        return Ok(false);
+    }
+    let tokenizer = if build.assignment.is_driver() {
+        let bytes = assemble(state, 0);
+        build
+            .manifest
+            .verify_tokenizer(&bytes)
+            .map_err(|e| WorkerError::HashMismatch {
+                reason: e.to_string(),
+            })?;
+        Some(Tokenizer::new(&build.manifest, &bytes).map_err(engine)?)
+    } else {
+        None
+    };
+    let chunks = all_chunks(&build.assignment, &build.manifest).len() as u32;
+    let bytes = build
+        .assignment
         .stages
         .iter()
-        .map(|&s| assemble(state, s + 1))
-        .collect();
-    let tokenizer = assignment.is_driver().then(|| assemble(state, 0));
-    let bytes =
-        stage_files.iter().map(Vec::len).sum::<usize>() + tokenizer.as_ref().map_or(0, Vec::len);
-    let chunks = all_chunks(&assignment, &manifest).len() as u32;
-    let stages = assignment.stages.clone();
-    let runtime = Runtime::load(assignment, manifest, &stage_files, tokenizer.as_deref())?;
-    state.runtime = Some(runtime);
-    state.load_state = LoadState::Ready;
-    Ok(LoadReport {
-        stages,
-        bytes: bytes as u64,
+        .map(|&s| build.manifest.stages[s as usize].size)
+        .sum::<u64>()
+        + if tokenizer.is_some() {
+            build.manifest.tokenizer.size
+        } else {
+            0
+        };
+    state.load_report = LoadReport {
+        stages: build.assignment.stages.clone(),
+        bytes,
         chunks,
-        load_instructions: 0,
-    })
+        load_instructions: build.instructions,
+        load_messages: build.messages,
+        load_max_message: build.max_message,
+    };
+    state.runtime = Some(Runtime::new(
+        build.assignment,
+        build.manifest,
+        build.done,
+        tokenizer,
+    ));
+    state.load_state = LoadState::Ready;
+    Ok(true)
+}
+
+/// Adds one build message's instructions to the record.
+pub fn count_build_message(state: &mut State, instructions: u64) {
+    if let Some(b) = state.build.as_mut() {
+        b.messages += 1;
+        b.instructions += instructions;
+        b.max_message = b.max_message.max(instructions);
+    } else if state.runtime.is_some() {
+        // The last message: the build moved into the report.
+        let r = &mut state.load_report;
+        r.load_messages += 1;
+        r.load_instructions += instructions;
+        r.load_max_message = r.load_max_message.max(instructions);
+    }
 }
 
 /// Records a failed load.
 pub fn fail(state: &mut State, epoch: u64, error: &WorkerError) {
     if state.load_epoch == epoch {
         state.runtime = None;
+        state.build = None;
         state.load_state = LoadState::Failed {
             reason: error.to_string(),
         };
@@ -272,8 +376,14 @@ mod tests {
         for (key, r) in &chunks {
             store_chunk(&mut state, epoch, *key, source(r)).unwrap();
         }
-        let report = finish(&mut state).unwrap();
-        assert_eq!(report.stages, vec![0]);
+        let epoch = start_build(&mut state).unwrap();
+        let mut messages = 0;
+        while !build_step(&mut state, epoch).unwrap() {
+            messages += 1;
+        }
+        // Parse, then five phases; the last also builds the runtime.
+        assert_eq!(messages, 5);
+        assert_eq!(state.load_report.stages, vec![0]);
         assert_eq!(state.load_state, LoadState::Ready);
         assert!(state.runtime.as_ref().unwrap().tokenizer.is_some());
         // The same assignment again: nothing to do.
@@ -283,7 +393,15 @@ mod tests {
         ));
         // After an upgrade the heap is gone; the chunks are not.
         state.runtime = None;
-        finish(&mut state).unwrap();
+        let epoch = start_build(&mut state).unwrap();
+        while !build_step(&mut state, epoch).unwrap() {}
         assert!(state.runtime.is_some());
+        // A newer assignment stops an older build.
+        let epoch = start_build(&mut state).unwrap();
+        state.load_epoch += 1;
+        assert!(matches!(
+            build_step(&mut state, epoch),
+            Err(WorkerError::InvalidAssignment { .. })
+        ));
     }
 }

@@ -77,6 +77,22 @@ impl Runtime {
         })
     }
 
+    /// Stages loaded already (the canister loads them a phase per message).
+    pub fn new(
+        assignment: Assignment,
+        manifest: Manifest,
+        stages: Vec<Stage>,
+        tokenizer: Option<Tokenizer>,
+    ) -> Runtime {
+        Runtime {
+            assignment,
+            manifest,
+            stages,
+            tokenizer,
+            peer_jobs: BTreeMap::new(),
+        }
+    }
+
     /// Empty caches for one sequence through this worker's stages.
     pub fn new_kv(&self) -> Vec<StageKv> {
         self.stages.iter().map(Stage::new_kv).collect()

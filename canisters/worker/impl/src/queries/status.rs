@@ -18,7 +18,9 @@ pub(crate) fn status_impl(state: &State) -> Response {
         pipeline: assignment.map(|a| a.pipeline.clone()).unwrap_or_default(),
         state: state.load_state.clone(),
         active_jobs: (state.jobs.len() + peer_jobs) as u32,
-        load_instructions: state.load_instructions,
+        load_instructions: state.load_report.load_instructions,
+        load_messages: state.load_report.load_messages,
+        load_max_message: state.load_report.load_max_message,
         stored_chunks: state.chunks.len(),
     }
 }

@@ -52,18 +52,37 @@ async fn pull_and_load(epoch: u64, chunks: Vec<(ChunkKey, ChunkRef)>) -> Respons
         let bytes = fetch_chunk(tm, &chunk).await?;
         mutate_state(|s| load::store_chunk(s, epoch, key, bytes))?;
     }
-    mutate_state(|s| {
+    let epoch = mutate_state(|s| {
         if s.load_epoch != epoch {
             return Err(WorkerError::InvalidAssignment {
                 reason: "a newer assignment replaced this one while it loaded".into(),
             });
         }
-        let before = ic_cdk::api::performance_counter(0);
-        let mut report = load::finish(s)?;
-        report.load_instructions = ic_cdk::api::performance_counter(0) - before;
-        s.load_instructions = report.load_instructions;
-        Ok(report)
-    })
+        load::start_build(s)
+    })?;
+    build(epoch).await?;
+    Ok(read_state(|s| s.load_report.clone()))
+}
+
+/// Loads the stored assignment into tract, one phase per message: each a
+/// call of the worker to itself.
+pub(crate) async fn build(epoch: u64) -> Result<(), WorkerError> {
+    let me = ic_cdk::api::canister_self();
+    loop {
+        let reply = Call::unbounded_wait(me, "load_step")
+            .with_arg(epoch)
+            .await
+            .map_err(|e| WorkerError::StepFailed {
+                reason: format!("load_step: {e}"),
+            })?;
+        let done: worker_api::load_step::Response =
+            reply.candid().map_err(|e| WorkerError::StepFailed {
+                reason: format!("load_step: {e}"),
+            })?;
+        if done? {
+            return Ok(());
+        }
+    }
 }
 
 async fn fetch_chunk(tm: Principal, chunk: &ChunkRef) -> Result<Vec<u8>, WorkerError> {

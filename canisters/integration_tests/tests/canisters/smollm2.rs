@@ -1,0 +1,92 @@
+//! SmolLM2-135M-Instruct served by the real canisters: the default model,
+//! uploaded to the task manager, pulled and loaded by a worker, one token
+//! per message; the text equals the engine's for the same seed.
+//!
+//! Like the engine's SmolLM2 tests, these print a notice and pass when the
+//! model has not been prepared (`scripts/prepare_smollm2.sh`), unless
+//! `ENGINE_REQUIRE_SMOLLM2=1` (CI).
+
+use integration_tests::{principal, workspace, Env};
+use task_manager_api::{
+    ChatMessage, FinishReason, GenerateRequest, InitArgs, JobStatus, Prompt, Sampling,
+};
+
+use crate::generation::engine_output;
+
+pub const SMOLLM2: &str = "smollm2-135m-instruct";
+
+/// `models/smollm2-135m-instruct/stages-<n>`, or `None` after a notice.
+pub fn smollm2_dir(stages: u32) -> Option<String> {
+    let dir = format!("{SMOLLM2}/stages-{stages}");
+    if workspace()
+        .join("models")
+        .join(&dir)
+        .join("manifest.json")
+        .exists()
+    {
+        return Some(dir);
+    }
+    let required = std::env::var("ENGINE_REQUIRE_SMOLLM2").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "ENGINE_REQUIRE_SMOLLM2=1 but models/{dir} is missing: run scripts/prepare_smollm2.sh"
+    );
+    eprintln!("notice: models/{dir} is missing, skipping (run scripts/prepare_smollm2.sh)");
+    None
+}
+
+#[test]
+fn smollm2_answers_through_the_canisters_as_the_engine_does() {
+    let Some(dir) = smollm2_dir(1) else { return };
+    let mut env = Env::new(InitArgs::default());
+    env.add_workers(1);
+    env.upload_model(&dir);
+    let pipelines = env.deploy(SMOLLM2, 1);
+    assert!(pipelines[0].healthy, "{pipelines:?}");
+    let worker = pipelines[0].workers[0];
+    let status: worker_api::status::WorkerStatus = env
+        .ic
+        .query_one(worker, integration_tests::controller(), "status", &())
+        .unwrap();
+    eprintln!(
+        "smollm2 stage load: {} instructions in {} messages, at most {} in one",
+        status.load_instructions, status.load_messages, status.load_max_message
+    );
+    assert!(status.load_max_message < 40_000_000_000);
+
+    let user = principal(1);
+    env.register(user);
+    let request = GenerateRequest {
+        model: SMOLLM2.into(),
+        prompt: Prompt::Chat(vec![ChatMessage {
+            role: "user".into(),
+            content: "What is the capital of France?".into(),
+        }]),
+        max_new_tokens: 12,
+        sampling: Sampling::default(),
+        stop_sequences: vec![],
+        seed: Some(serde_bytes::ByteBuf::from(vec![0; 32])),
+    };
+    let expected = engine_output(&dir, &request);
+    let job = env.generate(user, &request).unwrap();
+    let (info, seen) = env.wait_job(user, job);
+    assert!(
+        matches!(
+            info.status,
+            JobStatus::Completed {
+                finish_reason: FinishReason::MaxNewTokens | FinishReason::Eos
+            }
+        ),
+        "{info:?}"
+    );
+    assert_eq!(info.tokens, expected.tokens);
+    assert_eq!(info.text, expected.text);
+    assert!(info.text.contains("Paris"), "{:?}", info.text);
+    assert!(seen.len() >= 3, "streamed: {seen:?}");
+    let i = info.instructions.unwrap();
+    eprintln!(
+        "smollm2 in the replica: prompt {} tokens in {} message(s), {} instructions; {} decode messages, {} instructions; max per message {}",
+        info.prompt_tokens, i.prefill_messages, i.prefill, i.decode_messages, i.decode, i.max_message
+    );
+    assert!(i.max_message < 40_000_000_000);
+}

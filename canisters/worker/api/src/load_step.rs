@@ -1,0 +1,10 @@
+//! `load_step` (update; the worker itself): one phase of loading the
+//! assigned stages into tract (parse, type, declutter, optimise, pack
+//! weights, plan), one message each.
+
+use crate::WorkerError;
+
+/// The load's epoch (a newer assignment cancels an older load).
+pub type Args = u64;
+/// `true` once every stage is loaded.
+pub type Response = Result<bool, WorkerError>;

@@ -1,0 +1,408 @@
+//! `replica-chat` and `replica-bench`: the canister suite as users deploy
+//! it, in the project's local replica (real canister wasm under the IC
+//! System API): the task manager, one worker per stage and pipeline, the
+//! model uploaded chunk by chunk and pulled by the workers, generation one
+//! token per message.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candid::Principal;
+use clap::Args;
+use local_replica::LocalReplica;
+use suite::{Progress, Suite, Wasms};
+use task_manager_api::{
+    ChatMessage, GenerateRequest, InitArgs, JobInfo, JobStatus, Prompt, Quota, Sampling,
+};
+use worker_api::status::WorkerStatus;
+
+use crate::options::{parse_seed, ModelArgs, SamplingArgs};
+
+/// The suite's deployment flags.
+#[derive(Args, Debug, Clone)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Pipelines (replicas) of the model: each takes one worker per stage.
+    #[arg(long, default_value_t = 1)]
+    pipelines: u32,
+    /// Where `scripts/build_canisters.sh` put the canisters' wasm
+    /// (default: $CARGO_TARGET_DIR/canisters or target/canisters).
+    #[arg(long)]
+    wasm_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    deploy: DeployArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// System message (default: the chat template's own).
+    #[arg(long)]
+    system: Option<String>,
+    /// User turns to send in order instead of reading the terminal (repeatable).
+    #[arg(long = "message")]
+    messages: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    deploy: DeployArgs,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 16)]
+    tokens: u32,
+    /// The question (a chat message).
+    #[arg(
+        long,
+        default_value = "What is the capital of France? Answer in one sentence."
+    )]
+    question: String,
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from)
+}
+
+/// The user the command chats as.
+fn local_user() -> Principal {
+    Principal::from_slice(&[0x10, 0xca, 0x1u8, 0x5e])
+}
+
+/// A suite with `dir`'s model uploaded and deployed.
+struct Deployed {
+    suite: Suite,
+    model: String,
+    stages: usize,
+    workers: Vec<Principal>,
+    upload_secs: f64,
+    upload_bytes: u64,
+    deploy_secs: f64,
+}
+
+fn deploy(args: &DeployArgs) -> Result<Deployed> {
+    let dir = args.model.resolve()?;
+    let manifest = suite::read_model_file(&dir, "manifest.json")?;
+    let manifest = engine::Manifest::from_json(&manifest)?;
+    let wasm_dir = args
+        .wasm_dir
+        .clone()
+        .unwrap_or_else(|| target_dir().join("canisters"));
+    let wasms = Wasms::read(&wasm_dir)
+        .context("the canisters' wasm (scripts/build_canisters.sh builds them)")?;
+    let config = local_replica::Config {
+        cache_dir: Some(target_dir().join("replica-cache")),
+        ..Default::default()
+    };
+    eprintln!("local replica: installing the task manager");
+    let ic = LocalReplica::with_config(config)?;
+    let quota = Quota {
+        capacity: 100_000,
+        refill_per_sec: 100,
+    };
+    let mut suite = Suite::install(
+        ic,
+        wasms,
+        InitArgs {
+            default_quota: Some(quota),
+        },
+    )?;
+    let n = manifest.stages.len() * args.pipelines as usize;
+    eprintln!(
+        "local replica: {n} worker(s) for {} stage(s) × {} pipeline(s)",
+        manifest.stages.len(),
+        args.pipelines
+    );
+    let workers = suite.add_workers(n)?;
+
+    let started = Instant::now();
+    let mut bar = ProgressBar::new();
+    let info = suite.upload_model(&dir, &mut |p| bar.show(p))?;
+    bar.finish();
+    let upload_secs = started.elapsed().as_secs_f64();
+
+    eprintln!(
+        "deploying {}: the workers pull their stages and load them into tract",
+        info.name
+    );
+    let started = Instant::now();
+    let pipelines = suite.deploy(&info.name, args.pipelines)?;
+    if !pipelines.iter().all(|p| p.healthy) {
+        bail!("the workers did not load the model:\n{}", suite.diagnosis());
+    }
+    let deploy_secs = started.elapsed().as_secs_f64();
+    eprintln!("deployed in {deploy_secs:.1} s");
+    Ok(Deployed {
+        suite,
+        model: info.name,
+        stages: manifest.stages.len(),
+        workers,
+        upload_secs,
+        upload_bytes: bar.bytes,
+        deploy_secs,
+    })
+}
+
+/// An upload progress bar on stderr.
+struct ProgressBar {
+    started: Instant,
+    bytes: u64,
+    interactive: bool,
+    last_percent: u64,
+}
+
+impl ProgressBar {
+    fn new() -> ProgressBar {
+        ProgressBar {
+            started: Instant::now(),
+            bytes: 0,
+            interactive: std::io::stderr().is_terminal(),
+            last_percent: u64::MAX,
+        }
+    }
+
+    fn show(&mut self, p: Progress) {
+        self.bytes = p.bytes_done;
+        let percent = (p.chunks_done * 100)
+            .checked_div(p.chunks_total)
+            .unwrap_or(100);
+        // Without a terminal, one line per 10 %.
+        if !self.interactive
+            && (percent / 10 == self.last_percent / 10 && p.chunks_done != p.chunks_total)
+        {
+            return;
+        }
+        self.last_percent = percent;
+        let width = 30;
+        let filled = (percent as usize * width / 100).min(width);
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let line = format!(
+            "upload [{}{}] {:>3}% {}/{} chunks {:.1} MB {:.1} MB/s",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            percent,
+            p.chunks_done,
+            p.chunks_total,
+            p.bytes_done as f64 / 1e6,
+            p.bytes_done as f64 / 1e6 / secs
+        );
+        if self.interactive {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.interactive {
+            eprintln!();
+        }
+    }
+}
+
+fn sampling(args: &SamplingArgs) -> Result<(Sampling, Vec<String>, serde_bytes::ByteBuf)> {
+    let s = Sampling {
+        temperature: Some(args.temperature),
+        top_k: Some(args.top_k as u32),
+        top_p: Some(args.top_p),
+        repetition_penalty: Some(args.repetition_penalty),
+    };
+    Ok((
+        s,
+        args.stop_sequences.clone(),
+        serde_bytes::ByteBuf::from(parse_seed(&args.seed)?.to_vec()),
+    ))
+}
+
+/// Generates and streams the job's text to stdout as the job advances.
+fn run_job(suite: &mut Suite, request: &GenerateRequest) -> Result<JobInfo> {
+    let user = local_user();
+    let job = suite.generate(user, request)?;
+    let mut shown = 0;
+    let mut out = std::io::stdout();
+    loop {
+        let info = suite.job(user, job)?;
+        if let Some(delta) = info.text.get(shown..) {
+            out.write_all(delta.as_bytes())?;
+            out.flush()?;
+            shown = info.text.len();
+        }
+        if info.status.is_final() {
+            println!();
+            if let JobStatus::Failed { reason } = &info.status {
+                bail!("the job failed: {reason}");
+            }
+            return Ok(info);
+        }
+        suite.ic.tick();
+    }
+}
+
+pub fn chat(args: ChatArgs) -> Result<()> {
+    let mut d = deploy(&args.deploy)?;
+    d.suite.register(local_user())?;
+    let (sampling, stops, seed) = sampling(&args.sampling)?;
+    let mut history: Vec<ChatMessage> = args
+        .system
+        .iter()
+        .map(|s| ChatMessage {
+            role: "system".into(),
+            content: s.clone(),
+        })
+        .collect();
+    let scripted = !args.messages.is_empty();
+    let mut lines = args.messages.clone().into_iter();
+    let stdin = std::io::stdin();
+    loop {
+        let message = if scripted {
+            match lines.next() {
+                Some(m) => m,
+                None => return Ok(()),
+            }
+        } else {
+            eprint!("> ");
+            std::io::stderr().flush()?;
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            line.trim().to_string()
+        };
+        if message.is_empty() {
+            continue;
+        }
+        if scripted {
+            println!("> {message}");
+        }
+        history.push(ChatMessage {
+            role: "user".into(),
+            content: message,
+        });
+        let request = GenerateRequest {
+            model: d.model.clone(),
+            prompt: Prompt::Chat(history.clone()),
+            max_new_tokens: args.sampling.max_new_tokens as u32,
+            sampling: sampling.clone(),
+            stop_sequences: stops.clone(),
+            seed: Some(seed.clone()),
+        };
+        let started = Instant::now();
+        let info = run_job(&mut d.suite, &request)?;
+        report_job(&info, started.elapsed().as_secs_f64());
+        history.push(ChatMessage {
+            role: "assistant".into(),
+            content: info.text,
+        });
+    }
+}
+
+fn report_job(info: &JobInfo, secs: f64) {
+    if let Some(i) = info.instructions {
+        eprintln!(
+            "[{} prompt + {} generated tokens in {:.1} s; {} instructions per generated token in the canisters]",
+            info.prompt_tokens,
+            info.generated_tokens,
+            secs,
+            i.decode.checked_div(u64::from(i.decode_messages)).unwrap_or(0)
+        );
+    }
+}
+
+/// The IC's published prices on a 13-node application subnet: 10 update
+/// instructions cost 4 cycles, each update message 5 million cycles
+/// (https://internetcomputer.org/docs/references/cycles-cost-formulas).
+const CYCLES_PER_10_INSTRUCTIONS: u64 = 4;
+const CYCLES_PER_UPDATE: u64 = 5_000_000;
+/// The per-message instruction limit of an update.
+const MESSAGE_LIMIT: u64 = 40_000_000_000;
+
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let mut d = deploy(&args.deploy)?;
+    let user = local_user();
+    d.suite.register(user)?;
+    let mut load = Vec::new();
+    for &w in &d.workers {
+        let s: WorkerStatus = d
+            .suite
+            .ic
+            .query_one(w, suite::controller(), "status", &())?;
+        load.push(s);
+    }
+    let request = GenerateRequest {
+        model: d.model.clone(),
+        prompt: Prompt::Chat(vec![ChatMessage {
+            role: "user".into(),
+            content: args.question.clone(),
+        }]),
+        max_new_tokens: args.tokens,
+        sampling: Sampling::default(),
+        stop_sequences: vec![],
+        seed: Some(serde_bytes::ByteBuf::from(vec![0; 32])),
+    };
+    let started = Instant::now();
+    let info = run_job(&mut d.suite, &request)?;
+    let secs = started.elapsed().as_secs_f64();
+    let i = info
+        .instructions
+        .context("the job reported no instructions")?;
+    let per_token = i
+        .decode
+        .checked_div(u64::from(i.decode_messages))
+        .unwrap_or(0);
+    let per_prompt_token = i
+        .prefill
+        .checked_div(u64::from(i.prefill_tokens))
+        .unwrap_or(0);
+    let cycles_per_token =
+        per_token * CYCLES_PER_10_INSTRUCTIONS / 10 + CYCLES_PER_UPDATE * d.stages as u64;
+    println!(
+        "model: {} ({} stage(s), {} worker(s))",
+        d.model,
+        d.stages,
+        d.workers.len()
+    );
+    println!(
+        "upload: {:.1} MB in {:.1} s = {:.1} MB/s (ingress to the task manager, chunks hashed and stored in stable memory)",
+        d.upload_bytes as f64 / 1e6,
+        d.upload_secs,
+        d.upload_bytes as f64 / 1e6 / d.upload_secs.max(1e-9)
+    );
+    println!(
+        "deploy (pull + verify + load into tract): {:.1} s",
+        d.deploy_secs
+    );
+    for s in &load {
+        println!(
+            "load stage(s) {:?}: {} instructions in {} messages, at most {} in one message",
+            s.stages, s.load_instructions, s.load_messages, s.load_max_message
+        );
+    }
+    println!(
+        "prefill: {} prompt tokens in {} message(s), {} instructions = {} per prompt token",
+        i.prefill_tokens, i.prefill_messages, i.prefill, per_prompt_token
+    );
+    println!(
+        "decode: {} tokens, {} instructions = {} per generated token (all stages), at most {} in one message",
+        i.decode_messages, i.decode, per_token, i.max_message
+    );
+    println!(
+        "tokens that would fit in one {}-billion-instruction message: {}",
+        MESSAGE_LIMIT / 1_000_000_000,
+        MESSAGE_LIMIT.checked_div(per_token).unwrap_or(0)
+    );
+    println!(
+        "cycles per generated token at the IC's price (13-node subnet: 4 cycles per 10 instructions + 5M per update message per stage): {} (~${:.6} at 1 XDR = 1T cycles = $1.35)",
+        cycles_per_token,
+        cycles_per_token as f64 / 1e12 * 1.35
+    );
+    println!(
+        "wall time in this replica: {:.1} s for {} tokens ({:.2} tokens/s; a measure of this machine, not of the IC)",
+        secs,
+        info.generated_tokens,
+        f64::from(info.generated_tokens) / secs.max(1e-9)
+    );
+    Ok(())
+}

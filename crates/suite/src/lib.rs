@@ -1,0 +1,313 @@
+//! The canister suite in a [`LocalReplica`]: what the main command, the
+//! integration tests and the benchmark do with it.
+//!
+//! [`Suite::install`] creates and installs the task manager;
+//! [`Suite::add_workers`] creates worker canisters serving it;
+//! [`Suite::upload_model`] registers a model directory and uploads every
+//! chunk (resuming from what the registry already holds);
+//! [`Suite::deploy`] places it on the workers and runs until they have
+//! loaded their stages; [`Suite::generate`] and [`Suite::job`] are what a
+//! user does.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), suite::SuiteError> {
+//! use suite::{Suite, Wasms};
+//! let wasms = Wasms::read("target/canisters".as_ref())?;
+//! let mut s = Suite::install(local_replica::LocalReplica::new()?, wasms, Default::default())?;
+//! s.add_workers(1)?;
+//! s.upload_model("models/tiny-llama/stages-1".as_ref(), &mut |_| {})?;
+//! s.deploy("tiny-llama", 1)?;
+//! # Ok(()) }
+//! ```
+
+use std::path::Path;
+
+use candid::{encode_one, CandidType, Deserialize, Principal};
+use local_replica::{CanisterInstallMode, LocalReplica};
+use model_format::Manifest;
+use serde_bytes::ByteBuf;
+use task_manager_api::create_model::CreateModelArgs;
+use task_manager_api::deploy_model::DeployModelArgs;
+use task_manager_api::upload_chunk::{UploadChunkArgs, UploadProgress};
+use task_manager_api::{
+    ChunkRef, Error as TmError, GenerateRequest, InitArgs, JobInfo, ModelFile, ModelInfo,
+    PipelineInfo, UserProfile, WorkerInfo,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("replica: {0}")]
+    Replica(#[from] local_replica::Error),
+    #[error("task manager: {0}")]
+    TaskManager(#[from] TmError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Model(String),
+}
+
+pub type Result<T> = std::result::Result<T, SuiteError>;
+
+/// The canisters' modules, as `scripts/build_canisters.sh` writes them.
+#[derive(Clone)]
+pub struct Wasms {
+    pub task_manager: Vec<u8>,
+    pub worker: Vec<u8>,
+}
+
+impl Wasms {
+    /// Reads `task_manager.wasm` and `worker.wasm` from `dir`.
+    pub fn read(dir: &Path) -> Result<Wasms> {
+        let read = |name: &str| {
+            let path = dir.join(format!("{name}.wasm"));
+            std::fs::read(&path).map_err(|source| SuiteError::Io {
+                what: format!(
+                    "reading {} (run scripts/build_canisters.sh)",
+                    path.display()
+                ),
+                source,
+            })
+        };
+        Ok(Wasms {
+            task_manager: read("task_manager")?,
+            worker: read("worker")?,
+        })
+    }
+}
+
+/// The controller of the canisters the suite installs.
+pub fn controller() -> Principal {
+    Principal::from_slice(&[0xc0, 0xde, 0x01])
+}
+
+/// A file of a model directory.
+pub fn read_model_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|source| SuiteError::Io {
+        what: format!("reading {}", path.display()),
+        source,
+    })
+}
+
+/// Every chunk of a model directory with its bytes, in upload order
+/// (tokenizer pieces, then each stage's chunks).
+pub fn model_chunks(dir: &Path) -> Result<Vec<(ChunkRef, ByteBuf)>> {
+    let manifest = Manifest::from_json(&read_model_file(dir, "manifest.json")?)
+        .map_err(|e| SuiteError::Model(format!("{}: {e}", dir.display())))?;
+    let chunk = |file, index| ChunkRef {
+        model: manifest.name.clone(),
+        file,
+        index,
+    };
+    let mut out = Vec::new();
+    let tokenizer = read_model_file(dir, &manifest.tokenizer.file)?;
+    for (i, piece) in tokenizer.chunks(manifest.chunk_size as usize).enumerate() {
+        out.push((chunk(ModelFile::Tokenizer, i as u32), ByteBuf::from(piece)));
+    }
+    for stage in &manifest.stages {
+        let bytes = read_model_file(dir, &stage.file)?;
+        for (i, c) in stage.chunks.iter().enumerate() {
+            let piece = bytes
+                .get(c.offset as usize..(c.offset + c.size) as usize)
+                .ok_or_else(|| {
+                    SuiteError::Model(format!("{} is shorter than its manifest says", stage.file))
+                })?;
+            out.push((
+                chunk(ModelFile::Stage(stage.index as u32), i as u32),
+                ByteBuf::from(piece),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Upload progress: chunks and bytes sent so far, of the total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub chunks_done: u64,
+    pub chunks_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// The task manager and its workers in a local replica.
+pub struct Suite {
+    pub ic: LocalReplica,
+    pub task_manager: Principal,
+    worker_wasm: Vec<u8>,
+}
+
+impl Suite {
+    /// Creates the task manager (controlled by [`controller`]) and installs it.
+    pub fn install(mut ic: LocalReplica, wasms: Wasms, args: InitArgs) -> Result<Suite> {
+        let task_manager = ic.create_canister(controller())?;
+        ic.install_canister(
+            controller(),
+            task_manager,
+            wasms.task_manager,
+            encode_one(Some(args)).map_err(|e| SuiteError::Model(e.to_string()))?,
+        )?;
+        Ok(Suite {
+            ic,
+            task_manager,
+            worker_wasm: wasms.worker,
+        })
+    }
+
+    /// An update call to the task manager whose answer is a `Result`.
+    pub fn update<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
+        &mut self,
+        sender: Principal,
+        method: &str,
+        arg: &A,
+    ) -> Result<R> {
+        let r: std::result::Result<R, TmError> =
+            self.ic.update_one(self.task_manager, sender, method, arg)?;
+        Ok(r?)
+    }
+
+    /// A query to the task manager whose answer is a `Result`.
+    pub fn query<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
+        &mut self,
+        sender: Principal,
+        method: &str,
+        arg: &A,
+    ) -> Result<R> {
+        let r: std::result::Result<R, TmError> =
+            self.ic.query_one(self.task_manager, sender, method, arg)?;
+        Ok(r?)
+    }
+
+    /// Creates `n` worker canisters (controlled by [`controller`]),
+    /// installs the worker serving this task manager and adds them.
+    pub fn add_workers(&mut self, n: usize) -> Result<Vec<Principal>> {
+        let arg = encode_one(Some(worker_api::InitArgs {
+            task_manager: self.task_manager,
+        }))
+        .map_err(|e| SuiteError::Model(e.to_string()))?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = self.ic.create_canister(controller())?;
+            self.ic.install_wasm(
+                controller(),
+                id,
+                CanisterInstallMode::Install,
+                self.worker_wasm.clone(),
+                arg.clone(),
+            )?;
+            let _: WorkerInfo = self.update(controller(), "add_worker", &id)?;
+            out.push(id);
+        }
+        Ok(out)
+    }
+
+    /// Registers the model of `dir` and uploads the chunks the registry
+    /// does not hold yet, reporting progress after each.
+    pub fn upload_model(
+        &mut self,
+        dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ModelInfo> {
+        let manifest_json = read_model_file(dir, "manifest.json")?;
+        let info: ModelInfo = self.update(
+            controller(),
+            "create_model",
+            &CreateModelArgs {
+                manifest_json: ByteBuf::from(manifest_json),
+            },
+        )?;
+        let missing: Vec<ChunkRef> = self.query(controller(), "missing_chunks", &info.name)?;
+        let chunks: Vec<_> = model_chunks(dir)?
+            .into_iter()
+            .filter(|(c, _)| missing.contains(c))
+            .collect();
+        let mut p = Progress {
+            chunks_done: info.chunks_present,
+            chunks_total: info.chunks_total,
+            bytes_done: 0,
+            bytes_total: chunks.iter().map(|(_, b)| b.len() as u64).sum(),
+        };
+        progress(p);
+        for (chunk, bytes) in chunks {
+            let n = bytes.len() as u64;
+            let done: UploadProgress = self.update(
+                controller(),
+                "upload_chunk",
+                &UploadChunkArgs { chunk, bytes },
+            )?;
+            p.chunks_done = done.chunks_present;
+            p.bytes_done += n;
+            progress(p);
+        }
+        Ok(ModelInfo {
+            chunks_present: p.chunks_done,
+            ..info
+        })
+    }
+
+    /// Deploys `model` on `pipelines` pipelines and runs until the workers
+    /// have loaded their stages (or failed to).
+    pub fn deploy(&mut self, model: &str, pipelines: u32) -> Result<Vec<PipelineInfo>> {
+        let _: Vec<PipelineInfo> = self.update(
+            controller(),
+            "deploy_model",
+            &DeployModelArgs {
+                model: model.to_string(),
+                pipelines,
+            },
+        )?;
+        self.ic.run_until_idle()?;
+        self.pipelines()
+    }
+
+    pub fn pipelines(&mut self) -> Result<Vec<PipelineInfo>> {
+        self.query(controller(), "pipelines", &())
+    }
+
+    pub fn workers(&mut self) -> Result<Vec<WorkerInfo>> {
+        self.query(controller(), "workers", &())
+    }
+
+    pub fn register(&mut self, user: Principal) -> Result<UserProfile> {
+        self.update(user, "register", &())
+    }
+
+    pub fn whoami(&mut self, user: Principal) -> Result<UserProfile> {
+        self.query(user, "whoami", &())
+    }
+
+    pub fn generate(&mut self, user: Principal, request: &GenerateRequest) -> Result<u64> {
+        self.update(user, "generate", request)
+    }
+
+    pub fn job(&mut self, user: Principal, job: u64) -> Result<JobInfo> {
+        self.query(user, "job", &job)
+    }
+
+    /// The workers' states, traps and the costliest execution: what to
+    /// print when a deployment or a job goes wrong.
+    pub fn diagnosis(&mut self) -> String {
+        let mut out = match self.workers() {
+            Ok(w) => format!("workers: {w:#?}\n"),
+            Err(e) => format!("workers: {e}\n"),
+        };
+        for e in self.ic.executions() {
+            if let Some(trap) = &e.trap {
+                out += &format!(
+                    "trap in {} {}: {trap} ({} instructions)\n",
+                    e.canister, e.method, e.instructions
+                );
+            }
+        }
+        if let Some(e) = self.ic.executions().iter().max_by_key(|e| e.instructions) {
+            out += &format!(
+                "most instructions: {} {} {:?}: {} in {:?}\n",
+                e.canister, e.method, e.kind, e.instructions, e.wall
+            );
+        }
+        out
+    }
+}
