@@ -234,3 +234,61 @@ fn fifty_users_on_two_pipelines_all_complete_with_correct_refunds() {
         "{pipelines:?}"
     );
 }
+
+#[test]
+fn the_task_manager_spawns_workers_from_the_module_it_stores() {
+    use serde_bytes::ByteBuf;
+    use task_manager_api::spawn_workers::SpawnWorkersArgs;
+    use task_manager_api::upload_worker_wasm::UploadWorkerWasmArgs;
+    use task_manager_api::{Error as TmError, WasmInfo, WorkerInfo};
+
+    let mut env = Env::new(InitArgs::default());
+    let tm = env.task_manager;
+    let spawn = SpawnWorkersArgs {
+        count: 2,
+        cycles_per_worker: 2_000_000_000_000,
+    };
+    let r: Result<Vec<WorkerInfo>, TmError> =
+        env.call(tm, controller(), "spawn_workers", &spawn).unwrap();
+    assert_eq!(r, Err(TmError::NoWorkerWasm));
+
+    let module = wasm("worker");
+    let mut info = None;
+    for (i, piece) in module.chunks(1024 * 1024).enumerate() {
+        let args = UploadWorkerWasmArgs {
+            offset: (i * 1024 * 1024) as u64,
+            bytes: ByteBuf::from(piece),
+        };
+        let r: Result<WasmInfo, TmError> = env
+            .call(tm, controller(), "upload_worker_wasm", &args)
+            .unwrap();
+        info = Some(r.unwrap());
+    }
+    assert_eq!(info.unwrap().size, module.len() as u64);
+    // Not a controller: refused before the method runs.
+    let r: Result<Result<Vec<WorkerInfo>, TmError>, _> =
+        env.call(tm, principal(3), "spawn_workers", &spawn);
+    assert!(r.is_err());
+
+    let spawned: Result<Vec<WorkerInfo>, TmError> =
+        env.call(tm, controller(), "spawn_workers", &spawn).unwrap();
+    let spawned = spawned.unwrap();
+    assert_eq!(spawned.len(), 2);
+    for w in &spawned {
+        assert!(w.spawned);
+        let controllers = env.ic.controllers(w.worker).unwrap();
+        assert!(controllers.contains(&tm) && controllers.contains(&controller()));
+        assert_eq!(env.ic.module_hash(w.worker).map(|h| h.len()), Some(32));
+    }
+    env.upload_model("tiny-llama/stages-2");
+    env.deploy(MODEL, 1);
+    let alice = principal(1);
+    env.register(alice);
+    let req = request(MODEL, "Once upon a time", 10, sampled(), 4);
+    let job = env.generate(alice, &req).unwrap();
+    let (info, _) = env.wait_job(alice, job);
+    assert_eq!(
+        info.tokens,
+        engine_output("tiny-llama/stages-1", &req).tokens
+    );
+}

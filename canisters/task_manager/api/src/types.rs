@@ -404,3 +404,11 @@ pub struct PipelineInfo {
     pub job: Option<u64>,
     pub jobs_completed: u64,
 }
+
+/// The worker module `spawn_workers` installs.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct WasmInfo {
+    pub size: u64,
+    /// Hex SHA-256 of the module as uploaded so far.
+    pub sha256: String,
+}

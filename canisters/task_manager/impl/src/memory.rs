@@ -27,6 +27,8 @@ pub const JOBS: MemoryId = MemoryId::new(7);
 pub const QUEUE: MemoryId = MemoryId::new(8);
 /// Job and pipeline counters (a cell).
 pub const JOB_META: MemoryId = MemoryId::new(9);
+/// The worker module for `spawn_workers`, in pieces by index.
+pub const WORKER_WASM: MemoryId = MemoryId::new(10);
 
 /// The memories of one canister's state.
 pub struct Memories {

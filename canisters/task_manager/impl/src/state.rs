@@ -203,6 +203,8 @@ pub struct State {
     /// Queued job ids (the value is unused).
     pub queue: StableBTreeMap<u64, u8, Memory>,
     pub job_meta: StableCell<JobMeta, Memory>,
+    /// The worker module, in the pieces it was uploaded in.
+    pub worker_wasm: StableBTreeMap<u32, Vec<u8>, Memory>,
     /// Derived, in heap only: manifests parsed once, by model id.
     pub parsed_manifests: RefCell<BTreeMap<u32, Rc<model_format::Manifest>>>,
     /// In heap only: when each user last had a job started (a sequence
@@ -233,6 +235,7 @@ impl State {
             jobs: StableBTreeMap::init(memories.get(memory::JOBS)),
             queue: StableBTreeMap::init(memories.get(memory::QUEUE)),
             job_meta: StableCell::init(memories.get(memory::JOB_META), JobMeta::default()),
+            worker_wasm: StableBTreeMap::init(memories.get(memory::WORKER_WASM)),
             parsed_manifests: RefCell::new(BTreeMap::new()),
             last_served: BTreeMap::new(),
             served_seq: 0,

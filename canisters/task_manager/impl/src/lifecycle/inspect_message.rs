@@ -30,9 +30,8 @@ enum Audience {
 fn audience(method: &str) -> Option<Audience> {
     Some(match method {
         "set_default_quota" | "set_user_quota" | "ban_user" | "unban_user" | "set_paused"
-        | "create_model" | "upload_chunk" | "delete_model" | "add_worker" | "deploy_model" => {
-            Audience::Controllers
-        }
+        | "create_model" | "upload_chunk" | "delete_model" | "add_worker" | "deploy_model"
+        | "upload_worker_wasm" | "spawn_workers" => Audience::Controllers,
         "register" => Audience::Registering,
         "generate" | "generate_and_wait" | "cancel" | "job" => Audience::Users,
         // Queries sent as updates: served to the same callers.

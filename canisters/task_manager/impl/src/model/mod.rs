@@ -3,4 +3,5 @@
 pub mod jobs;
 pub mod rate_limit;
 pub mod registry;
+pub mod spawn;
 pub mod users;

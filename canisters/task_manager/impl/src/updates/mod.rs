@@ -14,6 +14,8 @@ pub mod register;
 pub mod set_default_quota;
 pub mod set_paused;
 pub mod set_user_quota;
+pub mod spawn_workers;
 pub mod unban_user;
 pub mod upload_chunk;
+pub mod upload_worker_wasm;
 pub mod worker_ready;
