@@ -292,3 +292,47 @@ fn the_task_manager_spawns_workers_from_the_module_it_stores() {
         engine_output("tiny-llama/stages-1", &req).tokens
     );
 }
+
+#[test]
+fn a_running_job_is_cancelled_and_a_seedless_one_draws_from_raw_rand() {
+    let mut env = deployed(2, 1, None);
+    let tm = env.task_manager;
+    let carol = principal(3);
+    let full = env.register(carol).tokens_available;
+    let req = request(MODEL, "Once upon a time", 60, Sampling::default(), 0);
+    let running = env.generate(carol, &req).unwrap();
+    let queued = env.generate(carol, &req).unwrap();
+    run_until_tokens(&mut env, carol, running, 3);
+    for job in [queued, running] {
+        let r: Result<task_manager_api::JobInfo, task_manager_api::Error> =
+            env.call(tm, carol, "cancel", &job).unwrap();
+        r.unwrap();
+    }
+    assert_eq!(env.job(carol, queued).unwrap().status, JobStatus::Cancelled);
+    let (info, _) = env.wait_job(carol, running);
+    assert_eq!(
+        info.status,
+        JobStatus::Completed {
+            finish_reason: task_manager_api::FinishReason::Cancelled
+        }
+    );
+    assert!(
+        info.generated_tokens >= 3 && info.generated_tokens < 60,
+        "{info:?}"
+    );
+    assert_eq!(
+        env.whoami(carol).tokens_available,
+        full - info.generated_tokens as u64
+    );
+
+    // Without a seed the task manager takes one from raw_rand.
+    let mut seedless = request(MODEL, "Once upon a time", 8, sampled(), 0);
+    seedless.seed = None;
+    let job = env.generate(carol, &seedless).unwrap();
+    let (info, _) = env.wait_job(carol, job);
+    assert!(
+        matches!(info.status, JobStatus::Completed { .. }),
+        "{info:?}"
+    );
+    assert!(info.generated_tokens > 0);
+}

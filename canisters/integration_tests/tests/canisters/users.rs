@@ -173,19 +173,28 @@ fn users_and_config_survive_upgrades() {
 
 #[test]
 fn the_shipped_module_carries_its_candid_interface() {
-    let wasm = integration_tests::wasm("task_manager");
-    let did = std::fs::read_to_string(
-        integration_tests::workspace().join("canisters/task_manager/api/task_manager.did"),
-    )
-    .unwrap();
-    let name = b"icp:public candid:service";
-    let at = wasm
-        .windows(name.len())
-        .position(|w| w == name)
-        .expect("no icp:public candid:service section");
-    let payload = &wasm[at + name.len()..];
-    assert!(
-        payload.starts_with(did.as_bytes()),
-        "the embedded interface is not the checked-in .did"
-    );
+    for (canister, did) in [
+        (
+            "task_manager",
+            "canisters/task_manager/api/task_manager.did",
+        ),
+        ("worker", "canisters/worker/api/worker.did"),
+        (
+            "example_caller",
+            "canisters/examples/caller/example_caller.did",
+        ),
+    ] {
+        let wasm = integration_tests::wasm(canister);
+        let did = std::fs::read_to_string(integration_tests::workspace().join(did)).unwrap();
+        let name = b"icp:public candid:service";
+        let at = wasm
+            .windows(name.len())
+            .position(|w| w == name)
+            .unwrap_or_else(|| panic!("{canister}: no icp:public candid:service section"));
+        let payload = &wasm[at + name.len()..];
+        assert!(
+            payload.starts_with(did.as_bytes()),
+            "{canister}: the embedded interface is not the checked-in .did"
+        );
+    }
 }
