@@ -164,9 +164,17 @@ fn a_worker_stopped_mid_job_fails_the_job_cleanly() {
         env.ic.run_until_idle().unwrap();
         assert_eq!(env.job(bob, waiting).unwrap().status, JobStatus::Queued);
 
-        // Back in service: start it and upgrade it (it reloads and reports).
+        // Back in service: once started, the task manager's periodic health
+        // check finds it ready again.
         env.ic.start_canister(controller(), stopped).unwrap();
-        upgrade_worker(&mut env, stopped);
+        env.ic.run_until_idle().unwrap();
+        assert!(
+            !env.pipelines()[0].healthy,
+            "{role}: healthy before a check"
+        );
+        env.ic.advance_time(std::time::Duration::from_secs(61));
+        env.ic.tick(); // the due timer
+        env.ic.run_until_idle().unwrap();
         assert!(env.pipelines()[0].healthy, "{role}");
         let (info, _) = env.wait_job(bob, waiting);
         assert_eq!(info.tokens, expected.tokens, "{role}");

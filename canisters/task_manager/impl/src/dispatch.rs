@@ -81,3 +81,39 @@ pub fn cancel_on(driver: Principal, job: u64) {
         .with_arg(job)
         .oneway();
 }
+
+/// How often failed workers are asked whether they serve again.
+pub const HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Asks each failed worker that holds a stage for its status; one that is
+/// running with its stages loaded (restarted after a stop, say) serves
+/// again.
+pub async fn check_failed_workers() {
+    let failed: Vec<Principal> = read_state(|s| {
+        s.workers
+            .iter()
+            .filter(|e| {
+                e.value().pipeline.is_some()
+                    && matches!(
+                        e.value().state,
+                        task_manager_api::WorkerState::Failed { .. }
+                    )
+            })
+            .map(|e| *e.key())
+            .collect()
+    });
+    for worker in failed {
+        let status = call::<worker_api::status::WorkerStatus>(worker, "status", &()).await;
+        if let Ok(status) = status {
+            if status.state == worker_api::status::LoadState::Ready {
+                mutate_state(|s| jobs::load_finished(s, worker, Ok(())));
+            }
+        }
+    }
+    schedule();
+}
+
+/// Starts the periodic health check (install and upgrade).
+pub fn start_health_checks() {
+    ic_cdk_timers::set_timer_interval(HEALTH_CHECK_INTERVAL, check_failed_workers);
+}

@@ -15,6 +15,7 @@ pub mod inspect_message;
 fn init(args: Option<InitArgs>) {
     init_state();
     apply(args.unwrap_or_default());
+    crate::dispatch::start_health_checks();
 }
 
 #[post_upgrade]
@@ -23,6 +24,7 @@ fn post_upgrade(args: Option<InitArgs>) {
     apply(args.unwrap_or_default());
     let now = ic_cdk::api::time();
     mutate_state(|state| crate::model::jobs::fail_orphans(state, now));
+    crate::dispatch::start_health_checks();
     // Queued jobs wait for a free pipeline: look for one once the upgrade
     // is done.
     ic_cdk_timers::set_timer(std::time::Duration::ZERO, async {
