@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# Builds the canisters as they ship: wasm32, the checked-in candid
-# interface embedded as `icp:public candid:service` metadata. The task
-# manager uses the `canister` profile (LTO, optimised for size); the worker,
-# which links tract, the `release` profile (optimised for speed: its cost is
-# instructions per token; sharing the release build of the engine keeps CI
-# within its time). Output:
+# Builds the canisters as they ship: wasm32, the `canister` profile (LTO,
+# symbols stripped), the checked-in candid interface embedded as
+# `icp:public candid:service` metadata. The task manager is optimised for
+# size (opt-level z); the worker, which links tract, keeps opt-level 3: its
+# cost is instructions per token. Output:
 # target/canisters/<name>.wasm (or $CARGO_TARGET_DIR/canisters). dfx.json
 # runs this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # canister:profile
-CANISTERS=(task_manager:canister worker:release example_caller:canister)
+CANISTERS=(task_manager:canister worker:canister example_caller:canister)
 TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="$TARGET/canisters"
 PY=python3

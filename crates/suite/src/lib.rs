@@ -144,9 +144,12 @@ impl Suite {
     /// Creates the task manager (controlled by [`controller`]) and installs it.
     pub fn install(mut ic: LocalReplica, wasms: Wasms, args: InitArgs) -> Result<Suite> {
         let task_manager = ic.create_canister(controller())?;
-        ic.install_canister(
+        // Through the chunk store when the module is near the 2 MiB
+        // message limit.
+        ic.install_wasm(
             controller(),
             task_manager,
+            CanisterInstallMode::Install,
             wasms.task_manager,
             encode_one(Some(args)).map_err(|e| SuiteError::Model(e.to_string()))?,
         )?;
