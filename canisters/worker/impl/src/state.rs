@@ -5,10 +5,12 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use candid::{CandidType, Decode, Deserialize, Encode, Principal};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Cell as StableCell, DefaultMemoryImpl, StableBTreeMap, Storable};
+use model_format::Manifest;
 use worker_api::status::LoadState;
 
 use crate::memory::{self, Memory};
@@ -113,6 +115,8 @@ pub struct State {
     pub config: StableCell<ConfigCell, Memory>,
     pub assignment: StableCell<AssignmentCell, Memory>,
     pub chunks: StableBTreeMap<ChunkKey, Vec<u8>, Memory>,
+    /// Derived: the assignment's manifest, parsed.
+    pub manifest: Option<Rc<Manifest>>,
     /// Derived: the assignment's stages in tract.
     pub runtime: Option<Runtime>,
     pub load_state: LoadState,
@@ -134,6 +138,7 @@ impl State {
             config: StableCell::init(manager.get(memory::CONFIG), ConfigCell { task_manager }),
             assignment: StableCell::init(manager.get(memory::ASSIGNMENT), AssignmentCell(None)),
             chunks: StableBTreeMap::init(manager.get(memory::CHUNKS)),
+            manifest: None,
             runtime: None,
             load_state: LoadState::Idle,
             load_epoch: 0,

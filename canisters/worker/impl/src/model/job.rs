@@ -297,9 +297,13 @@ mod tests {
                     pipeline: workers.clone(),
                 };
                 let (assignment, manifest) = Assignment::check(args, workers[s]).unwrap();
-                let stage = std::fs::read(dir(cut).join(&manifest.stages[s].file)).unwrap();
+                let bytes = std::fs::read(dir(cut).join(&manifest.stages[s].file)).unwrap();
+                let stage =
+                    engine::Stage::load(&manifest.stages[s], &manifest.config, &bytes).unwrap();
                 let tokenizer = std::fs::read(dir(cut).join(&manifest.tokenizer.file)).unwrap();
-                Runtime::load(assignment, manifest, &[stage], Some(&tokenizer)).unwrap()
+                let tokenizer =
+                    (s == 0).then(|| engine::Tokenizer::new(&manifest, &tokenizer).unwrap());
+                Runtime::new(assignment, manifest, vec![stage], tokenizer)
             })
             .collect()
     }

@@ -7,6 +7,8 @@ use worker_api::load_stages::{LoadReport, LoadStagesArgs};
 use worker_api::status::LoadState;
 use worker_api::WorkerError;
 
+use std::rc::Rc;
+
 use engine::{Stage, StageLoader, Tokenizer};
 
 use super::assignment::Assignment;
@@ -83,17 +85,19 @@ pub fn begin(
     if !same_files {
         state.chunks.clear_new();
     }
-    let chunks: Vec<_> = all_chunks(&assignment, &manifest)
+    let all = all_chunks(&assignment, &manifest);
+    let total = all.len() as u32;
+    let chunks: Vec<_> = all
         .into_iter()
         .filter(|(key, _)| !state.chunks.contains_key(key))
         .collect();
     state
         .assignment
         .set(AssignmentCell(Some(assignment.clone())));
+    state.manifest = Some(Rc::new(manifest));
     state.runtime = None;
     state.jobs.clear();
     state.load_epoch += 1;
-    let total = all_chunks(&assignment, &manifest).len() as u32;
     state.load_state = LoadState::Loading {
         chunks_done: total - chunks.len() as u32,
         chunks_total: total,
@@ -114,6 +118,22 @@ fn check_epoch(state: &State, epoch: u64) -> Result<(), WorkerError> {
     }
 }
 
+/// The assignment's manifest, parsed once per assignment (or once after
+/// an upgrade): pulling checks hundreds of chunks against it.
+fn manifest(state: &mut State) -> Result<Rc<Manifest>, WorkerError> {
+    if let Some(m) = &state.manifest {
+        return Ok(Rc::clone(m));
+    }
+    let assignment = state.assignment().ok_or(WorkerError::NotLoaded)?;
+    let parsed = Rc::new(Manifest::from_json(&assignment.manifest_json).map_err(|e| {
+        WorkerError::InvalidAssignment {
+            reason: e.to_string(),
+        }
+    })?);
+    state.manifest = Some(Rc::clone(&parsed));
+    Ok(parsed)
+}
+
 /// Checks and stores one pulled chunk.
 pub fn store_chunk(
     state: &mut State,
@@ -122,12 +142,7 @@ pub fn store_chunk(
     bytes: Vec<u8>,
 ) -> Result<(), WorkerError> {
     check_epoch(state, epoch)?;
-    let assignment = state.assignment().cloned().ok_or(WorkerError::NotLoaded)?;
-    let manifest = Manifest::from_json(&assignment.manifest_json).map_err(|e| {
-        WorkerError::InvalidAssignment {
-            reason: e.to_string(),
-        }
-    })?;
+    let manifest = manifest(state)?;
     let mismatch = |reason: String| WorkerError::HashMismatch { reason };
     if key.file == 0 {
         let start = u64::from(key.index) * manifest.chunk_size;
@@ -170,25 +185,18 @@ fn assemble(state: &State, file: u32) -> Vec<u8> {
 pub struct Build {
     pub epoch: u64,
     assignment: Assignment,
-    manifest: Manifest,
+    manifest: Rc<Manifest>,
     /// Stages loaded so far.
     done: Vec<Stage>,
     /// The stage being loaded.
     current: Option<StageLoader>,
-    pub messages: u32,
-    pub instructions: u64,
-    pub max_message: u64,
 }
 
 /// Prepares loading the stored assignment into tract (after a pull, or
 /// after an upgrade). Nothing heavy runs here.
 pub fn start_build(state: &mut State) -> Result<u64, WorkerError> {
+    let manifest = manifest(state)?;
     let assignment = state.assignment().cloned().ok_or(WorkerError::NotLoaded)?;
-    let manifest = Manifest::from_json(&assignment.manifest_json).map_err(|e| {
-        WorkerError::InvalidAssignment {
-            reason: e.to_string(),
-        }
-    })?;
     let total = all_chunks(&assignment, &manifest).len() as u32;
     let stored = state.chunks.len() as u32;
     if stored != total {
@@ -196,6 +204,25 @@ pub fn start_build(state: &mut State) -> Result<u64, WorkerError> {
             reason: format!("{stored} of the assignment's {total} chunks are stored"),
         });
     }
+    let bytes = assignment
+        .stages
+        .iter()
+        .map(|&s| manifest.stages[s as usize].size)
+        .sum::<u64>()
+        + if assignment.is_driver() {
+            manifest.tokenizer.size
+        } else {
+            0
+        };
+    // The load messages add their instructions to this as they run.
+    state.load_report = LoadReport {
+        stages: assignment.stages.clone(),
+        bytes,
+        chunks: total,
+        load_instructions: 0,
+        load_messages: 0,
+        load_max_message: 0,
+    };
     state.runtime = None;
     state.load_state = LoadState::Loading {
         chunks_done: total,
@@ -207,9 +234,6 @@ pub fn start_build(state: &mut State) -> Result<u64, WorkerError> {
         manifest,
         done: Vec::new(),
         current: None,
-        messages: 0,
-        instructions: 0,
-        max_message: 0,
     });
     Ok(state.load_epoch)
 }
@@ -257,29 +281,9 @@ pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
     } else {
         None
     };
-    let chunks = all_chunks(&build.assignment, &build.manifest).len() as u32;
-    let bytes = build
-        .assignment
-        .stages
-        .iter()
-        .map(|&s| build.manifest.stages[s as usize].size)
-        .sum::<u64>()
-        + if tokenizer.is_some() {
-            build.manifest.tokenizer.size
-        } else {
-            0
-        };
-    state.load_report = LoadReport {
-        stages: build.assignment.stages.clone(),
-        bytes,
-        chunks,
-        load_instructions: build.instructions,
-        load_messages: build.messages,
-        load_max_message: build.max_message,
-    };
     state.runtime = Some(Runtime::new(
         build.assignment,
-        build.manifest,
+        (*build.manifest).clone(),
         build.done,
         tokenizer,
     ));
@@ -287,19 +291,12 @@ pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
     Ok(true)
 }
 
-/// Adds one build message's instructions to the record.
+/// Adds one load message's instructions to the record.
 pub fn count_build_message(state: &mut State, instructions: u64) {
-    if let Some(b) = state.build.as_mut() {
-        b.messages += 1;
-        b.instructions += instructions;
-        b.max_message = b.max_message.max(instructions);
-    } else if state.runtime.is_some() {
-        // The last message: the build moved into the report.
-        let r = &mut state.load_report;
-        r.load_messages += 1;
-        r.load_instructions += instructions;
-        r.load_max_message = r.load_max_message.max(instructions);
-    }
+    let r = &mut state.load_report;
+    r.load_messages += 1;
+    r.load_instructions += instructions;
+    r.load_max_message = r.load_max_message.max(instructions);
 }
 
 /// Records a failed load.

@@ -28,56 +28,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Loads `stage_files` (the bytes of the assignment's stages, in order)
-    /// and, for the driver, the tokenizer. Hashes were checked as the
-    /// chunks arrived; they are checked again here, whole.
-    pub fn load(
-        assignment: Assignment,
-        manifest: Manifest,
-        stage_files: &[Vec<u8>],
-        tokenizer_json: Option<&[u8]>,
-    ) -> Result<Runtime, WorkerError> {
-        let mismatch = |e: model_format::FormatError| WorkerError::HashMismatch {
-            reason: e.to_string(),
-        };
-        if stage_files.len() != assignment.stages.len() {
-            return Err(WorkerError::InvalidAssignment {
-                reason: format!(
-                    "{} stage files for stages {:?}",
-                    stage_files.len(),
-                    assignment.stages
-                ),
-            });
-        }
-        let mut stages = Vec::with_capacity(stage_files.len());
-        for (&index, bytes) in assignment.stages.iter().zip(stage_files) {
-            let index = index as usize;
-            manifest.verify_stage(index, bytes).map_err(mismatch)?;
-            let meta = manifest.stage(index).map_err(mismatch)?;
-            stages.push(Stage::load(meta, &manifest.config, bytes).map_err(engine_error)?);
-        }
-        let tokenizer = match (assignment.is_driver(), tokenizer_json) {
-            (true, Some(bytes)) => {
-                manifest.verify_tokenizer(bytes).map_err(mismatch)?;
-                Some(Tokenizer::new(&manifest, bytes).map_err(engine_error)?)
-            }
-            (true, None) => {
-                return Err(WorkerError::InvalidAssignment {
-                    reason: "the driver needs the tokenizer".into(),
-                })
-            }
-            (false, _) => None,
-        };
-        Ok(Runtime {
-            assignment,
-            manifest,
-            stages,
-            tokenizer,
-            peer_jobs: BTreeMap::new(),
-        })
-    }
-
-    /// Stages loaded already (the canister loads them a phase per message).
+    /// Stages loaded already (the canister loads them a phase per message,
+    /// see [`super::load`]).
     pub fn new(
         assignment: Assignment,
         manifest: Manifest,
