@@ -25,22 +25,11 @@ ic_cdk::export_candid!();
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     /// The checked-in `.did` is what the code exports. Regenerate with
     /// `UPDATE_DID=1 cargo test -p worker candid`.
     #[test]
     fn candid_interface_is_checked_in() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/worker.did");
-        let generated = super::__export_service();
-        if std::env::var("UPDATE_DID").is_ok_and(|v| v == "1") {
-            std::fs::write(&path, &generated).unwrap();
-        }
-        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            checked_in == generated,
-            "{} differs from the interface the code exports; run UPDATE_DID=1 cargo test -p worker candid\n--- generated ---\n{generated}",
-            path.display()
-        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/worker.did");
+        did_check::assert_checked_in(&path, &super::__export_service(), "worker");
     }
 }
