@@ -1,5 +1,6 @@
 //! Flags shared by the subcommands: which model, and how to sample.
 
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -117,6 +118,43 @@ impl SamplingArgs {
         };
         params.validate()?;
         Ok(params)
+    }
+}
+
+/// A conversation's flags (`chat`, `replica-chat`).
+#[derive(Args, Debug, Clone)]
+pub struct ConversationArgs {
+    /// System message (default: the chat template's own).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// User turns to send in order instead of reading the terminal (repeatable).
+    #[arg(long = "message")]
+    pub messages: Vec<String>,
+}
+
+impl ConversationArgs {
+    /// Calls `turn` with each user message: the `--message` flags in order,
+    /// or else lines read from the terminal until an empty line or the end
+    /// of input.
+    pub fn converse(&self, mut turn: impl FnMut(String) -> Result<()>) -> Result<()> {
+        if !self.messages.is_empty() {
+            for message in &self.messages {
+                println!("user> {message}");
+                turn(message.clone())?;
+            }
+            return Ok(());
+        }
+        eprintln!("(empty line or Ctrl-D to quit)");
+        let stdin = std::io::stdin();
+        loop {
+            print!("user> ");
+            std::io::stdout().flush()?;
+            let mut line = String::new();
+            if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
+                return Ok(());
+            }
+            turn(line.trim().to_string())?;
+        }
     }
 }
 

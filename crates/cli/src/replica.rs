@@ -4,7 +4,7 @@
 //! model uploaded chunk by chunk and pulled by the workers, generation one
 //! token per message.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -18,7 +18,7 @@ use task_manager_api::{
 };
 use worker_api::status::WorkerStatus;
 
-use crate::options::{parse_seed, ModelArgs, SamplingArgs};
+use crate::options::{parse_seed, ConversationArgs, ModelArgs, SamplingArgs};
 
 /// The suite's deployment flags.
 #[derive(Args, Debug, Clone)]
@@ -40,12 +40,8 @@ pub struct ChatArgs {
     deploy: DeployArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// System message (default: the chat template's own).
-    #[arg(long)]
-    system: Option<String>,
-    /// User turns to send in order instead of reading the terminal (repeatable).
-    #[arg(long = "message")]
-    messages: Vec<String>,
+    #[command(flatten)]
+    conversation: ConversationArgs,
 }
 
 #[derive(Args)]
@@ -246,6 +242,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
     d.suite.register(local_user())?;
     let (sampling, stops, seed) = sampling(&args.sampling)?;
     let mut history: Vec<ChatMessage> = args
+        .conversation
         .system
         .iter()
         .map(|s| ChatMessage {
@@ -253,30 +250,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
             content: s.clone(),
         })
         .collect();
-    let scripted = !args.messages.is_empty();
-    let mut lines = args.messages.clone().into_iter();
-    let stdin = std::io::stdin();
-    loop {
-        let message = if scripted {
-            match lines.next() {
-                Some(m) => m,
-                None => return Ok(()),
-            }
-        } else {
-            eprint!("> ");
-            std::io::stderr().flush()?;
-            let mut line = String::new();
-            if stdin.lock().read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            line.trim().to_string()
-        };
-        if message.is_empty() {
-            continue;
-        }
-        if scripted {
-            println!("> {message}");
-        }
+    args.conversation.converse(|message| {
         history.push(ChatMessage {
             role: "user".into(),
             content: message,
@@ -289,6 +263,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
             stop_sequences: stops.clone(),
             seed: Some(seed.clone()),
         };
+        print!("assistant> ");
         let started = Instant::now();
         let info = run_job(&mut d.suite, &request)?;
         report_job(&info, started.elapsed().as_secs_f64());
@@ -296,7 +271,8 @@ pub fn chat(args: ChatArgs) -> Result<()> {
             role: "assistant".into(),
             content: info.text,
         });
-    }
+        Ok(())
+    })
 }
 
 fn report_job(info: &JobInfo, secs: f64) {

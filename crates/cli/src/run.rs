@@ -1,13 +1,13 @@
 //! `generate` and `chat`: stream tokens to the terminal.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::Args;
 use engine::{ChatMessage, Generation};
 
-use crate::options::{LoadedModel, ModelArgs, SamplingArgs};
+use crate::options::{ConversationArgs, LoadedModel, ModelArgs, SamplingArgs};
 
 #[derive(Args)]
 pub struct GenerateArgs {
@@ -32,12 +32,8 @@ pub struct ChatArgs {
     model: ModelArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// System message (default: the chat template's own).
-    #[arg(long)]
-    system: Option<String>,
-    /// User turns to send in order instead of reading the terminal (repeatable).
-    #[arg(long = "message")]
-    messages: Vec<String>,
+    #[command(flatten)]
+    conversation: ConversationArgs,
 }
 
 pub fn generate(args: GenerateArgs) -> Result<()> {
@@ -63,34 +59,20 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
 pub fn chat(args: ChatArgs) -> Result<()> {
     let model = args.model.load()?;
     report_load(&model);
-    let mut history: Vec<ChatMessage> = args.system.iter().map(ChatMessage::system).collect();
-    let turn = |history: &mut Vec<ChatMessage>, message: String| -> Result<()> {
+    let mut history: Vec<ChatMessage> = args
+        .conversation
+        .system
+        .iter()
+        .map(ChatMessage::system)
+        .collect();
+    args.conversation.converse(|message| {
         history.push(ChatMessage::user(message));
-        let prompt = model.tokenizer.apply_chat_template(history, true)?;
+        let prompt = model.tokenizer.apply_chat_template(&history, true)?;
         print!("assistant> ");
         let reply = stream(&model, &prompt, &args.sampling)?;
         history.push(ChatMessage::assistant(reply.trim()));
         Ok(())
-    };
-
-    if !args.messages.is_empty() {
-        for message in args.messages.clone() {
-            println!("user> {message}");
-            turn(&mut history, message)?;
-        }
-        return Ok(());
-    }
-    eprintln!("(empty line or Ctrl-D to quit)");
-    let stdin = std::io::stdin();
-    loop {
-        print!("user> ");
-        std::io::stdout().flush()?;
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
-            return Ok(());
-        }
-        turn(&mut history, line.trim().to_string())?;
-    }
+    })
 }
 
 /// Generates from `text`, printing each piece of text as its token arrives.
