@@ -29,10 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Most stop sequences a request may carry.
-pub const MAX_STOP_SEQUENCES: usize = 16;
-/// Longest stop sequence, in bytes.
-pub const MAX_STOP_SEQUENCE_BYTES: usize = 256;
+pub use model_format::limits::{MAX_STOP_SEQUENCES, MAX_STOP_SEQUENCE_BYTES};
 
 /// How to pick tokens, and when to stop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

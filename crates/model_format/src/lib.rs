@@ -23,6 +23,15 @@
 mod error;
 pub use error::{FormatError, Result};
 
+/// Limits of a generation request that the engine enforces and the
+/// canisters check before a request is queued.
+pub mod limits {
+    /// Most stop sequences a request may carry.
+    pub const MAX_STOP_SEQUENCES: usize = 16;
+    /// Longest stop sequence, in bytes.
+    pub const MAX_STOP_SEQUENCE_BYTES: usize = 256;
+}
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

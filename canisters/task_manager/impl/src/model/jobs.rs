@@ -24,9 +24,8 @@ pub const MAX_PROMPT_BYTES: u64 = 64 * 1024;
 pub const MAX_CHAT_MESSAGES: usize = 256;
 /// Most jobs waiting at once.
 pub const MAX_QUEUED: u64 = 10_000;
-/// Most stop sequences and their length (the engine's limits).
-pub const MAX_STOP_SEQUENCES: usize = 16;
-pub const MAX_STOP_SEQUENCE_BYTES: usize = 256;
+/// Stop sequences: the engine's limits, checked before a job is queued.
+pub use model_format::limits::{MAX_STOP_SEQUENCES, MAX_STOP_SEQUENCE_BYTES};
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct WorkerRecord {
