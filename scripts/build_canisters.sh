@@ -1,35 +1,90 @@
 #!/usr/bin/env bash
 # Builds the canisters as they ship: wasm32, the `canister` profile (LTO,
 # symbols stripped), the checked-in candid interface embedded as
-# `icp:public candid:service` metadata. The task manager is optimised for
-# size (opt-level z); the worker, which links tract, keeps opt-level 3: its
-# cost is instructions per token. Output:
-# target/canisters/<name>.wasm (or $CARGO_TARGET_DIR/canisters). dfx.json
-# runs this script.
+# `icp:public candid:service` metadata. Everything is optimised for size
+# (opt-level z) except tract's kernels (tract-linalg, opt-level 3: the
+# worker's cost is instructions per token); the worker then goes through
+# binaryen's `wasm-opt -Oz` and must keep its code section at most 9 MiB,
+# a margin of 1 MiB under the IC's limit of 10 MiB.
+#
+#   scripts/build_canisters.sh                 all of them
+#   scripts/build_canisters.sh task_manager    only the named ones
+#   scripts/build_canisters.sh --list          each name and module path; builds nothing
+#
+# Output: ${CARGO_TARGET_DIR:-target}/canisters/<name>.wasm. When
+# CARGO_TARGET_DIR is elsewhere the module is also copied to
+# target/canisters/<name>.wasm in the project, where dfx.json and icp.yaml
+# (which run this script) read it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# canister:profile
-CANISTERS=(task_manager:canister worker:canister example_caller:canister)
+CANISTERS=(task_manager worker example_caller)
 TARGET="${CARGO_TARGET_DIR:-target}"
 OUT="$TARGET/canisters"
+PROJECT_OUT=target/canisters
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 
-did_of() {
-  case "$1" in
-    example_caller) echo canisters/examples/caller/example_caller.did ;;
-    *) echo "canisters/$1/api/$1.did" ;;
-  esac
+# The largest code section shipped: the IC's 10 MiB less a 1 MiB margin.
+MAX_CODE_SECTION=$((9 * 1024 * 1024))
+# The wasm features the IC accepts (binaryen must not use others).
+WASM_OPT_FEATURES=(--enable-simd --enable-bulk-memory --enable-sign-ext
+  --enable-nontrapping-float-to-int --enable-mutable-globals
+  --enable-multivalue --enable-reference-types)
+
+# build PACKAGE PROFILE DID [wasm-opt]: cargo (then binaryen's wasm-opt
+# -Oz if asked), the interface as metadata, the code-section check, then the
+# copy in the project.
+build() {
+  local c=$1 profile=$2 did=$3 opt=${4:-}
+  cargo build --target wasm32-unknown-unknown --profile "$profile" -p "$c"
+  mkdir -p "$OUT"
+  local module="$TARGET/wasm32-unknown-unknown/$profile/$c.wasm"
+  if [ "$opt" = wasm-opt ]; then
+    if ! command -v wasm-opt >/dev/null; then
+      echo "build_canisters.sh: wasm-opt (binaryen) is missing; scripts/setup.sh installs it" >&2
+      exit 1
+    fi
+    wasm-opt -Oz "${WASM_OPT_FEATURES[@]}" "$module" -o "$OUT/$c.opt.wasm"
+    module="$OUT/$c.opt.wasm"
+  fi
+  "$PY" scripts/wasm_metadata.py "$module" "$OUT/$c.wasm" \
+    --public "candid:service=$did"
+  rm -f "$OUT/$c.opt.wasm"
+  "$PY" scripts/wasm_code_section.py "$OUT/$c.wasm" --max-bytes "$MAX_CODE_SECTION"
+  echo "$OUT/$c.wasm $(stat -c %s "$OUT/$c.wasm") bytes"
+  if [ "$(realpath -m "$OUT")" != "$(realpath -m "$PROJECT_OUT")" ]; then
+    mkdir -p "$PROJECT_OUT"
+    cp "$OUT/$c.wasm" "$PROJECT_OUT/$c.wasm"
+    echo "copied to $PROJECT_OUT/$c.wasm"
+  fi
 }
 
-mkdir -p "$OUT"
-for entry in "${CANISTERS[@]}"; do
-  c="${entry%%:*}"
-  profile="${entry##*:}"
-  cargo build --target wasm32-unknown-unknown --profile "$profile" -p "$c"
-  "$PY" scripts/wasm_metadata.py \
-    "$TARGET/wasm32-unknown-unknown/$profile/$c.wasm" "$OUT/$c.wasm" \
-    --public "candid:service=$(did_of "$c")"
-  echo "$OUT/$c.wasm $(stat -c %s "$OUT/$c.wasm") bytes"
+build_task_manager() {
+  build task_manager canister canisters/task_manager/api/task_manager.did
+}
+
+build_worker() {
+  build worker canister canisters/worker/api/worker.did wasm-opt
+}
+
+build_example_caller() {
+  build example_caller canister canisters/examples/caller/example_caller.did
+}
+
+if [ "${1:-}" = --list ]; then
+  for c in "${CANISTERS[@]}"; do echo "$c $PROJECT_OUT/$c.wasm"; done
+  exit 0
+fi
+
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=("${CANISTERS[@]}")
+for c in "${names[@]}"; do
+  if [[ " ${CANISTERS[*]} " != *" $c "* ]]; then
+    echo "build_canisters.sh: unknown canister '$c'; the canisters are: ${CANISTERS[*]}" >&2
+    exit 2
+  fi
+done
+for c in "${names[@]}"; do
+  "build_$c"
 done

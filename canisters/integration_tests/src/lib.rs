@@ -3,11 +3,12 @@
 //!
 //! The tests (`tests/canisters/`, one binary) run the real wasm in
 //! [`local_replica`]; they build the canisters themselves with
-//! `scripts/build_canisters.sh` (a quick no-op when up to date).
+//! `scripts/build_canisters.sh <name>` (a quick no-op when up to date).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use candid::{CandidType, Deserialize, Principal};
 use local_replica::LocalReplica;
@@ -41,20 +42,33 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// The wasm of one of [`CANISTERS`] as it ships: built once per test run
-/// by `scripts/build_canisters.sh` (canister profile, candid metadata).
+/// by `scripts/build_canisters.sh <name>` (canister profile, candid
+/// metadata), only the canisters a test asks for.
 pub fn wasm(name: &str) -> Vec<u8> {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(workspace().join("scripts/build_canisters.sh"))
-            .current_dir(workspace())
-            .env("CARGO_TARGET_DIR", target_dir())
-            .status()
-            .expect("running scripts/build_canisters.sh");
-        assert!(status.success(), "scripts/build_canisters.sh failed");
-        target_dir().join("canisters")
-    });
-    let path = dir.join(format!("{name}.wasm"));
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    assert!(
+        CANISTERS.contains(&name),
+        "{name} is not one of {CANISTERS:?}"
+    );
+    {
+        // Held during the build: cargo would serialise the builds anyway.
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        if !built.contains(name) {
+            let status = Command::new("bash")
+                .arg(workspace().join("scripts/build_canisters.sh"))
+                .arg(name)
+                .current_dir(workspace())
+                .env("CARGO_TARGET_DIR", target_dir())
+                // As shipped, not as dfx would build it for one deployment
+                // (the example caller would take the id as its default).
+                .env_remove("CANISTER_ID_TASK_MANAGER")
+                .status()
+                .expect("running scripts/build_canisters.sh");
+            assert!(status.success(), "scripts/build_canisters.sh {name} failed");
+            built.insert(name.to_string());
+        }
+    }
+    let path = target_dir().join("canisters").join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 

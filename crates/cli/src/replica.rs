@@ -32,6 +32,11 @@ pub struct DeployArgs {
     /// (default: $CARGO_TARGET_DIR/canisters or target/canisters).
     #[arg(long)]
     wasm_dir: Option<PathBuf>,
+    /// Accept modules whose code section has up to this many MiB (default:
+    /// the IC's 10 MiB). Only to measure modules a real subnet would
+    /// refuse.
+    #[arg(long)]
+    code_section_limit_mib: Option<u64>,
 }
 
 #[derive(Args)]
@@ -89,10 +94,13 @@ fn deploy(args: &DeployArgs) -> Result<Deployed> {
         .unwrap_or_else(|| target_dir().join("canisters"));
     let wasms = Wasms::read(&wasm_dir)
         .context("the canisters' wasm (scripts/build_canisters.sh builds them)")?;
-    let config = local_replica::Config {
+    let mut config = local_replica::Config {
         cache_dir: Some(target_dir().join("replica-cache")),
         ..Default::default()
     };
+    if let Some(mib) = args.code_section_limit_mib {
+        config.limits.module.max_code_section_bytes = mib << 20;
+    }
     eprintln!("local replica: installing the task manager");
     let ic = LocalReplica::with_config(config)?;
     let quota = Quota {
@@ -287,13 +295,12 @@ fn report_job(info: &JobInfo, secs: f64) {
     }
 }
 
-/// The IC's published prices on a 13-node application subnet: 10 update
-/// instructions cost 4 cycles, each update message 5 million cycles
-/// (https://internetcomputer.org/docs/references/cycles-cost-formulas).
-const CYCLES_PER_10_INSTRUCTIONS: u64 = 4;
-const CYCLES_PER_UPDATE: u64 = 5_000_000;
 /// The per-message instruction limit of an update.
 const MESSAGE_LIMIT: u64 = 40_000_000_000;
+
+fn nat_f64(n: &candid::Nat) -> f64 {
+    n.0.to_string().parse().unwrap_or(f64::NAN)
+}
 
 pub fn bench(args: BenchArgs) -> Result<()> {
     let mut d = deploy(&args.deploy)?;
@@ -318,9 +325,27 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         stop_sequences: vec![],
         seed: Some(serde_bytes::ByteBuf::from(vec![0; 32])),
     };
+    let mut canisters = vec![d.suite.task_manager];
+    canisters.extend(&d.workers);
+    let balance = |s: &Suite| -> u128 {
+        canisters
+            .iter()
+            .filter_map(|c| s.ic.cycle_balance(*c))
+            .sum()
+    };
+    let before = balance(&d.suite);
+    let first_record = d.suite.ic.executions().len();
     let started = Instant::now();
     let info = run_job(&mut d.suite, &request)?;
     let secs = started.elapsed().as_secs_f64();
+    let spent = before.saturating_sub(balance(&d.suite));
+    // What the workers' decode messages were charged (one token per
+    // message on the driver; the peers' forward messages with it).
+    let worker_cycles: u128 = d.suite.ic.executions()[first_record..]
+        .iter()
+        .filter(|r| d.workers.contains(&r.canister))
+        .map(|r| r.cycles)
+        .sum();
     let i = info
         .instructions
         .context("the job reported no instructions")?;
@@ -332,8 +357,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         .prefill
         .checked_div(u64::from(i.prefill_tokens))
         .unwrap_or(0);
-    let cycles_per_token =
-        per_token * CYCLES_PER_10_INSTRUCTIONS / 10 + CYCLES_PER_UPDATE * d.stages as u64;
+    let tokens = u128::from(info.generated_tokens.max(1));
     println!(
         "model: {} ({} stage(s), {} worker(s))",
         d.model,
@@ -369,11 +393,28 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         MESSAGE_LIMIT / 1_000_000_000,
         MESSAGE_LIMIT.checked_div(per_token).unwrap_or(0)
     );
+    let fees = local_replica::FeeSchedule::default();
+    let decode_cycles = fees.execution_cost(per_token) * d.stages as u128;
     println!(
-        "cycles per generated token at the IC's price (13-node subnet: 4 cycles per 10 instructions + 5M per update message per stage): {} (~${:.6} at 1 XDR = 1T cycles = $1.35)",
-        cycles_per_token,
-        cycles_per_token as f64 / 1e12 * 1.35
+        "cycles per generated token (13-node application subnet: 1 cycle per instruction + 5 M per update message, per stage): {} (~${:.6} at 1 XDR = 1T cycles = $1.35)",
+        decode_cycles,
+        decode_cycles as f64 / 1e12 * 1.35
     );
+    println!(
+        "cycles the canisters spent on the job, per generated token (prefill, decode, calls, ingress and storage included): {} ({} in all; the workers' executions {})",
+        spent / tokens,
+        spent,
+        worker_cycles
+    );
+    for &w in &d.workers {
+        let status = d.suite.ic.canister_status(suite::controller(), w)?;
+        println!(
+            "worker {w}: peak heap {:.1} MiB, memory {:.1} MiB, module {:.2} MiB",
+            d.suite.ic.heap_size(w).unwrap_or(0) as f64 / (1 << 20) as f64,
+            nat_f64(&status.memory_size) / (1 << 20) as f64,
+            nat_f64(&status.memory_metrics.wasm_binary_size) / (1 << 20) as f64,
+        );
+    }
     println!(
         "wall time in this replica: {:.1} s for {} tokens ({:.2} tokens/s; a measure of this machine, not of the IC)",
         secs,

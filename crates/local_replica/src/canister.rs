@@ -48,6 +48,10 @@ pub(crate) struct CompiledModule {
     pub info: Arc<ModuleInfo>,
     /// SHA-256 of the module as installed (before instrumentation).
     pub hash: [u8; 32],
+    /// Size of the (decompressed) module: part of the canister's memory.
+    pub size: u64,
+    /// What compiling it costs on the IC, in instructions.
+    pub compilation_cost: u64,
 }
 
 /// What to call in the instance.
@@ -147,6 +151,7 @@ impl Wasm {
                 msg: Some(Box::new(msg)),
                 memory: None,
                 max_heap_bytes,
+                wasm_memory_limit: 0,
             },
         );
         store.limiter(|s| s);
@@ -188,9 +193,13 @@ impl Wasm {
         (Ok(wasm), msg, instructions)
     }
 
-    /// The most the heap may grow to in the next execution.
-    pub fn set_max_heap(&mut self, bytes: usize) {
-        self.store.data_mut().max_heap_bytes = bytes;
+    /// The most the heap may grow to in the next execution (`memory.grow`
+    /// fails beyond `hard`) and the canister's `wasm_memory_limit` (growing
+    /// beyond it traps; 0: none).
+    pub fn set_memory_limits(&mut self, hard: usize, wasm_memory_limit: u64) {
+        let data = self.store.data_mut();
+        data.max_heap_bytes = hard;
+        data.wasm_memory_limit = wasm_memory_limit;
     }
 
     /// Heap size in bytes.
@@ -347,6 +356,8 @@ pub(crate) struct Canister {
     pub wasm: Option<Wasm>,
     pub freezing_threshold: u64,
     pub wasm_memory_limit: u64,
+    /// Environment variables of the settings, by name.
+    pub env_vars: BTreeMap<String, String>,
     /// Requests waiting for the canister to stop (origins to answer).
     pub stop_waiters: Vec<crate::messaging::Origin>,
 }
@@ -366,6 +377,7 @@ impl Canister {
             wasm: None,
             freezing_threshold: 2_592_000,
             wasm_memory_limit: 0,
+            env_vars: BTreeMap::new(),
             stop_waiters: Vec::new(),
         }
     }
@@ -378,24 +390,25 @@ impl Canister {
         self.wasm.as_ref().map(|w| &*w.compiled.info)
     }
 
-    /// The heap limit for an execution of `kind`: the replica's, lowered by
-    /// the canister's `wasm_memory_limit` setting except in queries and
-    /// `inspect_message` (as on the IC).
-    pub fn heap_limit(&self, global: usize, query: bool) -> usize {
-        if self.wasm_memory_limit == 0 || query {
-            global
+    /// The `wasm_memory_limit` an execution is held to: the canister's
+    /// setting, except in queries and `inspect_message` (as on the IC).
+    pub fn wasm_memory_limit_for(&self, query: bool) -> u64 {
+        if query {
+            0
         } else {
-            global.min(usize::try_from(self.wasm_memory_limit).unwrap_or(usize::MAX))
+            self.wasm_memory_limit
         }
     }
 
-    /// Heap plus stable memory, in bytes.
+    /// The memory the canister pays for: heap, stable memory, module and
+    /// chunk store, in bytes.
     pub fn memory_size(&self) -> u64 {
         self.wasm
             .as_ref()
-            .map(|w| w.heap_bytes() as u64)
+            .map(|w| w.heap_bytes() as u64 + w.compiled.size)
             .unwrap_or(0)
             + self.stable.bytes().len() as u64
+            + self.chunks.values().map(|c| c.len() as u64).sum::<u64>()
     }
 }
 

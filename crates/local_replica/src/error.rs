@@ -40,6 +40,7 @@ pub enum ErrorCode {
     CanisterQueueFull = 201,
     CanisterOutOfCycles = 207,
     CanisterNotFound = 301,
+    InsufficientCyclesForCreateCanister = 403,
     CanisterRejectedMessage = 406,
     UnknownManagementMessage = 407,
     InvalidManagementPayload = 408,
@@ -57,9 +58,12 @@ pub enum ErrorCode {
     CanisterNonEmpty = 514,
     InsufficientCyclesInCall = 520,
     CanisterInstructionLimitExceeded = 522,
+    CanisterMemoryAccessLimitExceeded = 524,
     CompositeQueryCalledInReplicatedMode = 527,
+    InsufficientCyclesInMemoryGrow = 532,
     CanisterMethodNotFound = 536,
     CanisterWasmModuleNotFound = 537,
+    CanisterWasmMemoryLimitExceeded = 539,
     DeadlineExpired = 601,
 }
 

@@ -21,6 +21,8 @@
 //! is not.
 
 mod canister;
+pub mod costs;
+pub mod cycles;
 pub mod error;
 pub mod limits;
 pub mod management;
@@ -30,8 +32,9 @@ mod system_api;
 mod validation;
 
 pub use canister::CanisterStatus;
+pub use cycles::FeeSchedule;
 pub use error::{Error, ErrorCode, Reject, RejectCode};
-pub use limits::Limits;
+pub use limits::{Limits, ModuleLimits, StablePageLimit};
 pub use management::CanisterInstallMode;
 pub use replica::{canister_id, Config, ExecutionKind, ExecutionRecord, LocalReplica, LogRecord};
 pub use system_api::{ic0_functions, ApiType};

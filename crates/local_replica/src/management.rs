@@ -64,7 +64,22 @@ pub struct CanisterSettings {
     pub log_visibility: Option<LogVisibility>,
     pub wasm_memory_limit: Option<Nat>,
     pub wasm_memory_threshold: Option<Nat>,
+    pub environment_variables: Option<Vec<EnvironmentVariable>>,
 }
+
+/// A canister environment variable (`ic0.env_var_*`), set in its settings.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct EnvironmentVariable {
+    pub name: String,
+    pub value: String,
+}
+
+/// Environment variables of one canister (`MAX_ENVIRONMENT_VARIABLES` in
+/// `dfinity/ic` `rs/config/src/execution_environment.rs`), and the bytes
+/// of a name and of a value.
+pub const MAX_ENV_VARS: usize = 20;
+pub const MAX_ENV_VAR_NAME_BYTES: usize = 128;
+pub const MAX_ENV_VAR_VALUE_BYTES: usize = 128;
 
 #[derive(CandidType, Deserialize, Clone, Debug, Default)]
 pub struct CreateCanisterArgs {
@@ -155,6 +170,7 @@ pub struct DefiniteCanisterSettings {
     pub log_visibility: LogVisibility,
     pub wasm_memory_limit: Nat,
     pub wasm_memory_threshold: Nat,
+    pub environment_variables: Vec<EnvironmentVariable>,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -268,6 +284,63 @@ pub(crate) fn ingress_allowed(method: &str) -> bool {
     )
 }
 
+/// Checks environment variables as the IC does: at most
+/// [`MAX_ENV_VARS`], names and values within their sizes, each name once.
+fn env_vars_of(
+    vars: &[EnvironmentVariable],
+) -> Result<std::collections::BTreeMap<String, String>, Reject> {
+    let bad = |m: String| Reject::new(ErrorCode::InvalidManagementPayload, m);
+    if vars.len() > MAX_ENV_VARS {
+        return Err(bad(format!(
+            "at most {MAX_ENV_VARS} environment variables are allowed, found {}",
+            vars.len()
+        )));
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for v in vars {
+        if v.name.len() > MAX_ENV_VAR_NAME_BYTES || v.value.len() > MAX_ENV_VAR_VALUE_BYTES {
+            return Err(bad(format!(
+                "environment variable `{}`: names and values have at most {MAX_ENV_VAR_NAME_BYTES} \
+                 and {MAX_ENV_VAR_VALUE_BYTES} bytes, found {} and {}",
+                v.name,
+                v.name.len(),
+                v.value.len()
+            )));
+        }
+        if map.insert(v.name.clone(), v.value.clone()).is_some() {
+            return Err(bad(format!(
+                "environment variable `{}` is set twice",
+                v.name
+            )));
+        }
+    }
+    Ok(map)
+}
+
+/// Who pays for inducting an ingress call to the management canister: the
+/// canister it is about (provisional methods and undecodable arguments:
+/// nobody).
+pub(crate) fn ingress_payer(method: &str, arg: &[u8]) -> Option<Principal> {
+    #[derive(CandidType, Deserialize)]
+    struct Target {
+        target_canister: Principal,
+    }
+    match method {
+        "provisional_create_canister_with_cycles" | "provisional_top_up_canister" => None,
+        "install_chunked_code" => candid::decode_one::<Target>(arg)
+            .ok()
+            .map(|t| t.target_canister),
+        _ => candid::decode_one::<CanisterIdRecord>(arg)
+            .ok()
+            .map(|r| r.canister_id),
+    }
+}
+
+/// Instructions charged to a canister for storing one chunk in its chunk
+/// store (`DEFAULT_UPLOAD_CHUNK_INSTRUCTIONS` in `dfinity/ic`
+/// `rs/config/src/subnet_config.rs`).
+const UPLOAD_CHUNK_INSTRUCTIONS: u64 = 200_000_000;
+
 impl LocalReplica {
     fn canister_ref(&self, id: Principal) -> Result<&Canister, Reject> {
         self.canisters.get(&id).ok_or_else(|| {
@@ -308,6 +381,11 @@ impl LocalReplica {
             .as_ref()
             .map(|n| nat_u64(n, "wasm_memory_limit"))
             .transpose()?;
+        let env_vars = settings
+            .environment_variables
+            .as_ref()
+            .map(|v| env_vars_of(v))
+            .transpose()?;
         let canister = self.canisters.get_mut(&id).ok_or_else(|| {
             Reject::new(
                 ErrorCode::CanisterNotFound,
@@ -331,6 +409,9 @@ impl LocalReplica {
         }
         if let Some(m) = memory_limit {
             canister.wasm_memory_limit = m;
+        }
+        if let Some(vars) = env_vars {
+            canister.env_vars = vars;
         }
         Ok(())
     }
@@ -360,8 +441,9 @@ impl LocalReplica {
                 }
             },
         };
-        self.canisters
-            .insert(id, Canister::new(id, controllers, cycles));
+        let mut canister = Canister::new(id, controllers, cycles);
+        canister.wasm_memory_limit = self.limits.default_wasm_memory_limit;
+        self.canisters.insert(id, canister);
         if let Some(settings) = settings {
             if let Err(e) = self.apply_settings(id, settings) {
                 self.canisters.remove(&id);
@@ -390,13 +472,29 @@ impl LocalReplica {
         }
         match method {
             "create_canister" => {
+                let fee = self.fees.creation_fee();
                 let r = decode::<CreateCanisterArgs>(method, arg).and_then(|args| {
+                    if cycles < fee {
+                        return Err(Reject::new(
+                            ErrorCode::InsufficientCyclesForCreateCanister,
+                            format!(
+                                "Creating a canister requires a fee of {fee} that is deducted from the \
+                                 canister's initial balance but only {cycles} cycles were received with the \
+                                 create_canister request."
+                            ),
+                        ));
+                    }
                     let controllers = args
                         .settings
                         .as_ref()
                         .and_then(|s| s.controllers.clone())
                         .unwrap_or_else(|| vec![sender]);
-                    let id = self.new_canister(None, controllers, cycles, args.settings.as_ref())?;
+                    let id = self.new_canister(
+                        None,
+                        controllers,
+                        cycles - fee,
+                        args.settings.as_ref(),
+                    )?;
                     encode(&CanisterIdRecord { canister_id: id })
                 });
                 let consumed = if r.is_ok() { cycles } else { 0 };
@@ -456,6 +554,8 @@ impl LocalReplica {
             })),
             "upload_chunk" => done(decode::<UploadChunkArgs>(method, arg).and_then(|args| {
                 self.controlled(args.canister_id, sender, method)?;
+                let cost = self.fees.execution_cost(UPLOAD_CHUNK_INSTRUCTIONS);
+                self.withdraw(args.canister_id, cost)?;
                 let (max_bytes, max_chunks) = (self.limits.max_chunk_bytes, self.limits.max_chunks);
                 if args.chunk.len() as u64 > max_bytes {
                     return Err(Reject::new(
@@ -599,7 +699,7 @@ impl LocalReplica {
             })),
             "canister_status" => done(decode::<CanisterIdRecord>(method, arg).and_then(|args| {
                 let c = self.controlled(args.canister_id, sender, method)?;
-                encode(&status_of(c))
+                encode(&status_of(c, &self.fees))
             })),
             "update_settings" => done(decode::<UpdateSettingsArgs>(method, arg).and_then(|args| {
                 self.controlled(args.canister_id, sender, method)?;
@@ -630,7 +730,9 @@ fn is_known(method: &str) -> bool {
     ingress_allowed(method) || matches!(method, "create_canister" | "deposit_cycles" | "raw_rand")
 }
 
-pub(crate) fn status_of(c: &Canister) -> CanisterStatusResult {
+pub(crate) fn status_of(c: &Canister, fees: &crate::cycles::FeeSchedule) -> CanisterStatusResult {
+    let heap = c.wasm.as_ref().map(|w| w.heap_bytes() as u64).unwrap_or(0);
+    let binary = c.wasm.as_ref().map(|w| w.compiled.size).unwrap_or(0);
     CanisterStatusResult {
         status: match c.status {
             CanisterStatus::Running => CanisterStatusType::Running,
@@ -646,12 +748,20 @@ pub(crate) fn status_of(c: &Canister) -> CanisterStatusResult {
             log_visibility: LogVisibility::Controllers,
             wasm_memory_limit: Nat::from(c.wasm_memory_limit),
             wasm_memory_threshold: Nat::from(0u32),
+            environment_variables: c
+                .env_vars
+                .iter()
+                .map(|(name, value)| EnvironmentVariable {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
         },
         module_hash: c.module_hash().map(|h| h.to_vec()),
         memory_size: Nat::from(c.memory_size()),
         cycles: Nat::from(c.cycles),
         reserved_cycles: Nat::from(0u32),
-        idle_cycles_burned_per_day: Nat::from(0u32),
+        idle_cycles_burned_per_day: Nat::from(fees.idle_cycles_per_day(c.memory_size())),
         query_stats: QueryStats {
             num_calls_total: Nat::from(0u32),
             num_instructions_total: Nat::from(0u32),
@@ -659,10 +769,10 @@ pub(crate) fn status_of(c: &Canister) -> CanisterStatusResult {
             response_payload_bytes_total: Nat::from(0u32),
         },
         memory_metrics: MemoryMetrics {
-            wasm_memory_size: Nat::from(c.memory_size() - c.stable.bytes().len() as u64),
+            wasm_memory_size: Nat::from(heap),
             stable_memory_size: Nat::from(c.stable.bytes().len() as u64),
             global_memory_size: Nat::from(0u32),
-            wasm_binary_size: Nat::from(0u32),
+            wasm_binary_size: Nat::from(binary),
             custom_sections_size: Nat::from(0u32),
             canister_history_size: Nat::from(0u32),
             wasm_chunk_store_size: Nat::from(

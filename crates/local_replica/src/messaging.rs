@@ -45,6 +45,10 @@ pub(crate) struct Callback {
     pub on_cleanup: Option<(u32, u32)>,
     /// Best-effort calls: when the caller stops waiting.
     pub deadline: Option<u64>,
+    /// Cycles the caller prepaid for the callback's execution and for the
+    /// largest response.
+    pub prepaid_callback: u128,
+    pub prepaid_response: u128,
 }
 
 /// A response as it travels back to the caller.

@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::{Config as WasmConfig, Engine, Linker, Module};
 
 use crate::canister::{Canister, CanisterStatus, CompiledModule, Entry, Execution, Wasm};
+use crate::cycles::{out_of_cycles_message, CyclesContext, FeeSchedule};
 use crate::error::{Error, ErrorCode, Reject, RejectCode};
 use crate::limits::Limits;
 use crate::management::{self, CanisterInstallMode, CanisterStatusResult, Outcome};
@@ -54,6 +55,9 @@ pub struct Config {
     /// 24 MiB canister takes about 18 s on two cores, loading it 50 ms).
     /// `None`: compile in every process.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// The fees charged (default: an application subnet of 13 nodes;
+    /// [`FeeSchedule::free`] charges nothing).
+    pub fees: FeeSchedule,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             start_time_ns: 1_735_689_600_000_000_000,
             default_cycles: 100_000_000_000_000,
             cache_dir: None,
+            fees: FeeSchedule::default(),
         }
     }
 }
@@ -72,6 +77,8 @@ impl Default for Config {
 /// What kind of execution a record describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExecutionKind {
+    /// Compiling a module at install (its cost only; nothing runs).
+    Compile,
     Start,
     Init,
     PreUpgrade,
@@ -96,8 +103,13 @@ pub struct ExecutionRecord {
     pub kind: ExecutionKind,
     /// The method for updates, queries and inspect; empty otherwise.
     pub method: String,
-    /// Wasm instructions (fuel) plus System API charges.
+    /// Instructions as the IC counts them: weighted wasm instructions plus
+    /// System API charges (for [`ExecutionKind::Compile`], the compilation
+    /// charge counted against the install's limit).
     pub instructions: u64,
+    /// Cycles charged for the execution's instructions (0 where nothing is
+    /// charged, as in queries).
+    pub cycles: u128,
     /// The trap message if the execution trapped.
     pub trap: Option<String>,
     /// Wall time of the execution (informational only).
@@ -138,16 +150,21 @@ const MAX_COMPOSITE_DEPTH: u32 = 6;
 /// One wasmtime engine for the process, so that compiled modules are shared
 /// by every replica (tests create many; compiling a large canister takes
 /// seconds). Its configuration follows the IC's: fuel for instruction
-/// counting, canonical NaNs and no relaxed SIMD (deterministic floats),
-/// 32-bit memories only.
+/// counting, canonical NaNs (deterministic floats), and the IC's wasm
+/// features only (`validation::IC_WASM_FEATURES`: SIMD but no relaxed
+/// SIMD, one 32-bit memory, no tail calls, threads or GC).
 fn shared_engine() -> Result<Engine, Error> {
     static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
     ENGINE
         .get_or_init(|| {
             let mut config = WasmConfig::new();
             config.consume_fuel(true);
-            config.wasm_memory64(false);
-            config.wasm_relaxed_simd(false);
+            // Fuel counts instructions with the IC's weights (see `costs`).
+            config.operator_cost(crate::costs::ic_operator_cost());
+            // The WebAssembly features the IC enables and no others (no
+            // relaxed SIMD, threads, memory64, multi-memory, tail calls,
+            // function references, GC): what the validator accepts.
+            crate::validation::configure_engine(&mut config);
             config.cranelift_nan_canonicalization(true);
             Engine::new(&config).map_err(|e| e.to_string())
         })
@@ -195,6 +212,13 @@ pub struct LocalReplica {
     root_key: Arc<Vec<u8>>,
     pub(crate) default_cycles: u128,
     cache_dir: Option<std::path::PathBuf>,
+    pub(crate) fees: Arc<FeeSchedule>,
+    /// When storage was last charged.
+    last_storage_charge: u64,
+    /// Modules compiled by this replica: a later install of the same module
+    /// counts a reduced compilation cost against its limit (as the IC's
+    /// compilation cache).
+    compiled: BTreeSet<[u8; 32]>,
 }
 
 impl LocalReplica {
@@ -240,6 +264,9 @@ impl LocalReplica {
             root_key: Arc::new(root_key),
             default_cycles: config.default_cycles,
             cache_dir: config.cache_dir,
+            fees: Arc::new(config.fees),
+            last_storage_charge: config.start_time_ns,
+            compiled: BTreeSet::new(),
         })
     }
 
@@ -281,6 +308,7 @@ impl LocalReplica {
     /// Executes one round.
     pub fn tick(&mut self) {
         self.round += 1;
+        self.charge_storage();
         // Bounded-wait calls whose deadline passed get SYS_UNKNOWN.
         let now = self.time;
         let expired: Vec<(u64, Principal)> = self
@@ -316,8 +344,13 @@ impl LocalReplica {
                 continue;
             };
             if info.has_global_timer && c.global_timer != 0 && c.global_timer <= now {
-                c.global_timer = 0;
-                self.system_task(id, "canister_global_timer", ExecutionKind::GlobalTimer);
+                let due = std::mem::take(&mut c.global_timer);
+                if !self.system_task(id, "canister_global_timer", ExecutionKind::GlobalTimer) {
+                    // Out of cycles: the timer stays due.
+                    if let Some(c) = self.canisters.get_mut(&id) {
+                        c.global_timer = due;
+                    }
+                }
             }
             if info.has_heartbeat {
                 self.system_task(id, "canister_heartbeat", ExecutionKind::Heartbeat);
@@ -401,18 +434,21 @@ impl LocalReplica {
             m.status_code = c.status.code();
             m.version = c.version;
             m.controllers = c.controllers.clone();
+            m.env_vars = c.env_vars.clone();
             m.global_timer = c.global_timer;
             m.certified_data = c.certified_data.clone();
         }
         m
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         canister: Principal,
         kind: ExecutionKind,
         method: &str,
         instructions: u64,
+        cycles: u128,
         trap: Option<String>,
         wall: Duration,
     ) {
@@ -422,6 +458,7 @@ impl LocalReplica {
             kind,
             method: method.to_string(),
             instructions,
+            cycles,
             trap,
             wall,
         });
@@ -460,6 +497,12 @@ impl LocalReplica {
         begin_journal: bool,
     ) -> Execution {
         let fresh = self.message(ApiType::Start, id, id, self.limits.max_instructions_install);
+        let prepaid = msg.cycles.as_ref().map(|c| c.prepaid).unwrap_or(0);
+        let installed = self.canisters.get(&id).is_some_and(|c| c.wasm.is_some());
+        if !installed {
+            // Nothing ran: the whole prepayment goes back.
+            self.settle_execution(id, prepaid, None);
+        }
         let Some(canister) = self.canisters.get_mut(&id) else {
             return Execution {
                 result: Err((
@@ -470,7 +513,7 @@ impl LocalReplica {
                 msg,
             };
         };
-        let Some(wasm) = canister.wasm.as_mut() else {
+        if !installed {
             return Execution {
                 result: Err((
                     ErrorCode::CanisterWasmModuleNotFound,
@@ -480,7 +523,7 @@ impl LocalReplica {
                 instructions: 0,
                 msg,
             };
-        };
+        }
         if begin_journal {
             canister.stable.begin();
         }
@@ -494,12 +537,11 @@ impl LocalReplica {
                 | ExecutionKind::InspectMessage
         ) || persist == Persist::Keep;
         let global = (self.limits.max_heap_pages * crate::limits::WASM_PAGE) as usize;
-        let limit = if query || canister.wasm_memory_limit == 0 {
-            global
-        } else {
-            global.min(usize::try_from(canister.wasm_memory_limit).unwrap_or(usize::MAX))
+        let wasm_memory_limit = canister.wasm_memory_limit_for(query);
+        let Some(wasm) = canister.wasm.as_mut() else {
+            unreachable!("checked above: the canister has a module")
         };
-        wasm.set_max_heap(limit);
+        wasm.set_memory_limits(global, wasm_memory_limit);
         let mut exec = wasm.run(&entry, msg);
         // Cycles put on a call that was never performed go back.
         if let Some(unsent) = exec.msg.pending_call.take() {
@@ -543,8 +585,126 @@ impl LocalReplica {
         let trap = exec.result.as_ref().err().map(|(_, t)| t.clone());
         let logs = std::mem::take(&mut exec.msg.logs);
         self.push_logs(id, logs, trap.as_deref());
-        self.record(id, kind, method, exec.instructions, trap, wall);
+        let cycles = self.settle_execution(id, prepaid, Some(exec.instructions));
+        self.record(id, kind, method, exec.instructions, cycles, trap, wall);
         exec
+    }
+
+    // ------------------------------------------------------------------
+    // Cycles
+    // ------------------------------------------------------------------
+
+    /// The fees and freezing threshold of canister `id` for an execution
+    /// that prepaid `prepaid`; `None` where nothing is charged.
+    fn cycles_context(&self, id: Principal, prepaid: u128) -> Option<CyclesContext> {
+        if !self.fees.charges() {
+            return None;
+        }
+        let c = self.canisters.get(&id)?;
+        Some(CyclesContext {
+            fees: self.fees.clone(),
+            memory: c.memory_size(),
+            freezing_threshold_secs: c.freezing_threshold,
+            prepaid,
+            callback_prepay: self
+                .fees
+                .execution_cost(self.limits.max_instructions_update),
+            max_response_bytes: self.limits.max_response_bytes,
+        })
+    }
+
+    /// Takes `cost` from canister `id` if it keeps its freezing threshold;
+    /// the IC's out-of-cycles reject otherwise.
+    pub(crate) fn withdraw(&mut self, id: Principal, cost: u128) -> Result<(), Reject> {
+        if !self.fees.charges() {
+            return Ok(());
+        }
+        let Some(ctx) = self.cycles_context(id, 0) else {
+            return Err(Reject::new(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {id} not found"),
+            ));
+        };
+        let Some(c) = self.canisters.get_mut(&id) else {
+            return Ok(());
+        };
+        if let Some(missing) = ctx.shortfall(c.cycles, cost) {
+            return Err(Reject::new(
+                ErrorCode::CanisterOutOfCycles,
+                out_of_cycles_message(id, missing),
+            ));
+        }
+        c.cycles -= cost;
+        Ok(())
+    }
+
+    /// Prepays an update-like execution of at most `instructions` in
+    /// canister `id`; its cycles context.
+    fn prepay_execution(
+        &mut self,
+        id: Principal,
+        instructions: u64,
+    ) -> Result<Option<CyclesContext>, Reject> {
+        let prepaid = self.fees.execution_cost(instructions);
+        self.withdraw(id, prepaid)?;
+        Ok(self.cycles_context(id, prepaid))
+    }
+
+    /// Settles a prepaid execution: what `instructions` cost is kept (all
+    /// of it when nothing ran), the rest refunded to canister `id`; the
+    /// cycles charged.
+    fn settle_execution(
+        &mut self,
+        id: Principal,
+        prepaid: u128,
+        instructions: Option<u64>,
+    ) -> u128 {
+        if prepaid == 0 {
+            return 0;
+        }
+        let cost = match instructions {
+            Some(n) => self.fees.execution_cost(n).min(prepaid),
+            None => 0,
+        };
+        if let Some(c) = self.canisters.get_mut(&id) {
+            c.cycles = c.cycles.saturating_add(prepaid - cost);
+        }
+        cost
+    }
+
+    /// Charges every canister for the memory it held since the last charge
+    /// (every 10 s of replica time, as the IC); a canister that cannot pay
+    /// loses its balance and its code, as on the IC.
+    fn charge_storage(&mut self) {
+        const INTERVAL_NS: u64 = 10_000_000_000;
+        let elapsed = self.time.saturating_sub(self.last_storage_charge);
+        if elapsed < INTERVAL_NS || !self.fees.charges() {
+            return;
+        }
+        self.last_storage_charge = self.time;
+        let mut broke = Vec::new();
+        for c in self.canisters.values_mut() {
+            let cost = self.fees.storage_cost(c.memory_size(), elapsed);
+            if c.cycles >= cost {
+                c.cycles -= cost;
+            } else {
+                c.cycles = 0;
+                if c.wasm.is_some() {
+                    broke.push(c.id);
+                }
+            }
+        }
+        for id in broke {
+            self.logs.push(LogRecord {
+                round: self.round,
+                time_ns: self.time,
+                canister: id,
+                message:
+                    "[CYCLES]: the canister ran out of cycles for its memory and was uninstalled"
+                        .into(),
+            });
+            self.uninstall(id);
+        }
     }
 
     fn execute_message(&mut self, message: Message) {
@@ -657,6 +817,19 @@ impl LocalReplica {
                 return;
             }
         };
+        let fuel = match kind {
+            MethodKind::Update => self.limits.max_instructions_update,
+            _ => self.limits.max_instructions_query,
+        };
+        // The receiver prepays the execution, keeping its freezing
+        // threshold (a frozen canister refuses the call).
+        let prepaid = match self.prepay_execution(receiver, fuel) {
+            Ok(c) => c,
+            Err(r) => {
+                self.respond(origin, Response::Reject(r), cycles);
+                return;
+            }
+        };
         let ctx_id = self.new_id();
         self.contexts.insert(
             ctx_id,
@@ -671,23 +844,22 @@ impl LocalReplica {
                 instructions: 0,
             },
         );
-        let (api, export, exec_kind, persist, fuel) = match kind {
+        let (api, export, exec_kind, persist) = match kind {
             MethodKind::Update => (
                 ApiType::Update,
                 format!("canister_update {method}"),
                 ExecutionKind::Update,
                 Persist::Commit,
-                self.limits.max_instructions_update,
             ),
             _ => (
                 ApiType::ReplicatedQuery,
                 format!("canister_query {method}"),
                 ExecutionKind::ReplicatedQuery,
                 Persist::Discard,
-                self.limits.max_instructions_query,
             ),
         };
         let mut msg = self.message(api, receiver, sender, fuel);
+        msg.cycles = prepaid;
         msg.arg = arg;
         msg.cycles_available = cycles;
         // Queries see a deadline of 0, even in replicated mode.
@@ -718,6 +890,18 @@ impl LocalReplica {
         let Some(cb) = self.callbacks.remove(&callback) else {
             return; // late response of a timed-out bounded-wait call
         };
+        // The largest response was prepaid: what this one did not use comes
+        // back.
+        let response_bytes = match &response {
+            Response::Reply(b) => b.len(),
+            Response::Reject(r) => r.message.len(),
+        } as u64;
+        let unused = cb
+            .prepaid_response
+            .saturating_sub(self.fees.xnet_bytes_cost(response_bytes));
+        if let Some(c) = self.canisters.get_mut(&receiver) {
+            c.cycles = c.cycles.saturating_add(unused);
+        }
         let ctx_id = cb.call_context;
         let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
             return;
@@ -747,6 +931,8 @@ impl LocalReplica {
             ),
         };
         let mut msg = self.message(api, receiver, caller, self.limits.max_instructions_update);
+        // The callback runs on the execution its call prepaid.
+        msg.cycles = self.cycles_context(receiver, cb.prepaid_callback);
         msg.arg = arg;
         // A cleanup callback sees the reject code of the response (not its
         // message).
@@ -776,6 +962,7 @@ impl LocalReplica {
                 );
                 m.context_instructions = before + exec.instructions;
                 m.reject = cleanup_reject;
+                m.cycles = self.cycles_context(receiver, 0);
                 let cleanup = self.execute(
                     receiver,
                     Entry::Table { fun, env },
@@ -793,7 +980,13 @@ impl LocalReplica {
         self.finish(ctx_id, exec, true);
     }
 
-    fn system_task(&mut self, id: Principal, export: &str, kind: ExecutionKind) {
+    /// Runs a timer or heartbeat; false if the canister could not pay for
+    /// it (it did not run).
+    fn system_task(&mut self, id: Principal, export: &str, kind: ExecutionKind) -> bool {
+        let fuel = self.limits.max_instructions_update;
+        let Ok(cycles) = self.prepay_execution(id, fuel) else {
+            return false;
+        };
         let ctx_id = self.new_id();
         self.contexts.insert(
             ctx_id,
@@ -808,12 +1001,13 @@ impl LocalReplica {
                 instructions: 0,
             },
         );
-        let msg = self.message(
+        let mut msg = self.message(
             ApiType::SystemTask,
             id,
             Principal::management_canister(),
-            self.limits.max_instructions_update,
+            fuel,
         );
+        msg.cycles = cycles;
         let exec = self.execute(
             id,
             Entry::Export(export.to_string()),
@@ -824,6 +1018,7 @@ impl LocalReplica {
             true,
         );
         self.finish(ctx_id, exec, true);
+        true
     }
 
     /// Applies a message's effects to its call context and answers it when
@@ -901,6 +1096,8 @@ impl LocalReplica {
                 on_reject: call.on_reject,
                 on_cleanup: call.on_cleanup,
                 deadline,
+                prepaid_callback: call.prepaid_callback,
+                prepaid_response: call.prepaid_response,
             },
         );
         if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
@@ -985,11 +1182,11 @@ impl LocalReplica {
     // Code installation
     // ------------------------------------------------------------------
 
+    /// Validates and compiles `wasm` for canister `id`. Validation runs on
+    /// every install (it depends on this replica's limits); the compiled
+    /// code is shared by every replica of the process.
     fn compile(&mut self, id: Principal, wasm: &[u8]) -> Result<CompiledModule, Reject> {
         let hash: [u8; 32] = Sha256::digest(wasm).into();
-        if let Some(m) = cached_module(&hash) {
-            return Ok(m);
-        }
         let invalid = |e: String| {
             Reject::canister(
                 id,
@@ -1005,8 +1202,11 @@ impl LocalReplica {
         } else {
             wasm
         };
-        let info =
-            validate(wasm, self.limits.max_wasm_bytes).map_err(|e| invalid(e.to_string()))?;
+        let info = validate(wasm, self.limits.max_wasm_bytes, &self.limits.module)
+            .map_err(|e| invalid(e.to_string()))?;
+        if let Some(m) = cached_module(&hash) {
+            return Ok(m);
+        }
         let instrumented = instrument(wasm, &info).map_err(|e| invalid(e.to_string()))?;
         let cached = self
             .cache_dir
@@ -1027,11 +1227,17 @@ impl LocalReplica {
             module,
             info: Arc::new(info),
             hash,
+            size: wasm.len() as u64,
+            compilation_cost: crate::costs::compilation_cost(wasm),
         };
         cache_module(hash, compiled.clone());
         Ok(compiled)
     }
 
+    /// Installs `wasm_module` in canister `id`: validates and compiles it,
+    /// prepays the install's instruction limit (a canister that cannot pay
+    /// is refused), counts the compilation against the limit and charges
+    /// it, runs the install and refunds what it did not use.
     pub(crate) fn install_code_impl(
         &mut self,
         sender: Principal,
@@ -1041,6 +1247,64 @@ impl LocalReplica {
         arg: Vec<u8>,
     ) -> Result<(), Reject> {
         let compiled = self.compile(id, wasm_module)?;
+        let limit = self.limits.max_instructions_install;
+        let prepaid = self.fees.execution_cost(limit);
+        self.withdraw(id, prepaid)?;
+        // Compiling costs its full amount in cycles; a module this replica
+        // compiled before counts 1/100 of it against the limit.
+        let full = compiled.compilation_cost;
+        let counted = if self.compiled.insert(compiled.hash) {
+            full
+        } else {
+            full / crate::costs::DESERIALIZATION_SPEED_UP_FACTOR
+        };
+        let compile_cycles = self.fees.execution_refund(full);
+        self.record(
+            id,
+            ExecutionKind::Compile,
+            "",
+            counted,
+            compile_cycles,
+            None,
+            Duration::ZERO,
+        );
+        let mut used = 0;
+        let result = if counted > limit {
+            Err(Reject::canister(
+                id,
+                ErrorCode::CanisterInstructionLimitExceeded,
+                &format!(
+                    "Canister exceeded the limit of {limit} instructions for single message execution: \
+                     compiling the module alone costs {counted}."
+                ),
+            ))
+        } else {
+            self.run_install(sender, mode, id, &compiled, arg, limit - counted, &mut used)
+        };
+        let cost = self
+            .fees
+            .execution_cost(used)
+            .saturating_add(compile_cycles)
+            .min(prepaid);
+        if let Some(c) = self.canisters.get_mut(&id) {
+            c.cycles = c.cycles.saturating_add(prepaid - cost);
+        }
+        result
+    }
+
+    /// Runs an install, reinstall or upgrade of `compiled` within `budget`
+    /// instructions, adding those it executes to `used`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_install(
+        &mut self,
+        sender: Principal,
+        mode: CanisterInstallMode,
+        id: Principal,
+        compiled: &CompiledModule,
+        arg: Vec<u8>,
+        mut budget: u64,
+        used: &mut u64,
+    ) -> Result<(), Reject> {
         let installed = self
             .canisters
             .get(&id)
@@ -1074,7 +1338,6 @@ impl LocalReplica {
                 (true, flags.skip_pre_upgrade.unwrap_or(false))
             }
         };
-        let mut budget = self.limits.max_instructions_install;
         let max_heap = (self.limits.max_heap_pages * crate::limits::WASM_PAGE) as usize;
 
         // pre_upgrade on the old module.
@@ -1089,7 +1352,8 @@ impl LocalReplica {
             .map(|i| i.has_pre_upgrade)
             .unwrap_or(false);
         if upgrade && has_pre && !skip_pre_upgrade {
-            let msg = self.message(ApiType::PreUpgrade, id, sender, budget);
+            let mut msg = self.message(ApiType::PreUpgrade, id, sender, budget);
+            msg.cycles = self.cycles_context(id, 0);
             let exec = self.execute(
                 id,
                 Entry::Export("canister_pre_upgrade".into()),
@@ -1100,6 +1364,7 @@ impl LocalReplica {
                 false,
             );
             budget = budget.saturating_sub(exec.instructions);
+            *used += exec.instructions;
             if let Err((code, text)) = exec.result {
                 if let Some(c) = self.canisters.get_mut(&id) {
                     c.stable.rollback();
@@ -1146,13 +1411,14 @@ impl LocalReplica {
         };
 
         let mut start_msg = self.message(ApiType::Start, id, sender, budget);
+        start_msg.cycles = self.cycles_context(id, 0);
         start_msg.version = new_version;
         if let Some(c) = self.canisters.get_mut(&id) {
             start_msg.stable = std::mem::take(&mut c.stable);
         }
         let t0 = Instant::now();
         let (wasm, mut start_msg, start_instr) =
-            Wasm::instantiate(&self.engine, &self.linker, &compiled, max_heap, start_msg);
+            Wasm::instantiate(&self.engine, &self.linker, compiled, max_heap, start_msg);
         if let Some(c) = self.canisters.get_mut(&id) {
             c.stable = std::mem::take(&mut start_msg.stable);
         }
@@ -1163,10 +1429,12 @@ impl LocalReplica {
             ExecutionKind::Start,
             "",
             start_instr,
+            0,
             trap,
             t0.elapsed(),
         );
         budget = budget.saturating_sub(start_instr);
+        *used += start_instr;
         let mut wasm = match wasm {
             Ok(w) => w,
             Err((code, text)) => {
@@ -1185,6 +1453,7 @@ impl LocalReplica {
         };
         if has {
             let mut msg = self.message(ApiType::Init, id, sender, budget);
+            msg.cycles = self.cycles_context(id, 0);
             msg.arg = arg;
             msg.version = new_version;
             msg.balance = balance;
@@ -1197,15 +1466,16 @@ impl LocalReplica {
             }
             let t0 = Instant::now();
             if let Some(c) = self.canisters.get(&id) {
-                wasm.set_max_heap(c.heap_limit(max_heap, false));
+                wasm.set_memory_limits(max_heap, c.wasm_memory_limit_for(false));
             }
             let mut exec = wasm.run(&Entry::Export(entry.into()), msg);
+            *used += exec.instructions;
             if let Some(c) = self.canisters.get_mut(&id) {
                 c.stable = std::mem::take(&mut exec.msg.stable);
             }
             let trap = exec.result.as_ref().err().map(|(_, t)| t.clone());
             self.push_logs(id, std::mem::take(&mut exec.msg.logs), trap.as_deref());
-            self.record(id, kind, "", exec.instructions, trap, t0.elapsed());
+            self.record(id, kind, "", exec.instructions, 0, trap, t0.elapsed());
             if let Err((code, text)) = exec.result {
                 let text = if upgrade {
                     format!("Post-upgrade failed: {text}")
@@ -1278,6 +1548,18 @@ impl LocalReplica {
         } else {
             self.method_kind(canister, method, false)?;
             self.inspect(canister, sender, method, &arg)?;
+        }
+        // Inducting the message costs the canister it is for (for the
+        // management canister, the canister the call is about; provisional
+        // calls are free), which must keep its freezing threshold.
+        let payer = if canister == Principal::management_canister() {
+            management::ingress_payer(method, &arg)
+        } else {
+            Some(canister)
+        };
+        if let Some(payer) = payer.filter(|p| self.canisters.contains_key(p)) {
+            let bytes = (arg.len() + method.len()) as u64;
+            self.withdraw(payer, self.fees.ingress_induction_cost(bytes))?;
         }
         let id = self.new_id();
         self.ingress.insert(id, IngressStatus::Processing);

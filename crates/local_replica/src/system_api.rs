@@ -15,8 +15,9 @@
 use candid::Principal;
 use wasmtime::{Caller, Linker, Memory, ResourceLimiter};
 
+use crate::costs;
 use crate::error::{ErrorCode, RejectCode};
-use crate::limits::{Limits, WASM_PAGE};
+use crate::limits::{Limits, OS_PAGE, WASM_PAGE};
 
 /// The kinds of execution the specification's availability table names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +154,10 @@ pub(crate) struct PendingCall {
     pub on_reject: (u32, u32),
     pub on_cleanup: Option<(u32, u32)>,
     pub timeout_secs: Option<u32>,
+    /// Cycles prepaid at `call_perform` for the callback's execution and
+    /// for the transmission of the largest response.
+    pub prepaid_callback: u128,
+    pub prepaid_response: u128,
 }
 
 /// Stable memory with an undo journal: writes made by a message can be
@@ -255,6 +260,58 @@ impl StableMemory {
     }
 }
 
+/// The stable memory pages (4 KiB) one execution has read or written, held
+/// against the IC's per-execution limits.
+#[derive(Debug, Default)]
+pub(crate) struct StablePages {
+    accessed: std::collections::HashSet<u64>,
+    dirty: std::collections::HashSet<u64>,
+}
+
+impl StablePages {
+    /// Pages of `[offset, offset + size)` (`size` > 0).
+    fn range(offset: u64, size: u64) -> std::ops::RangeInclusive<u64> {
+        offset / OS_PAGE..=(offset + size - 1) / OS_PAGE
+    }
+
+    /// Records an access of `size` bytes at `offset` (a write if `write`)
+    /// within `limits` (accessed, dirty); the pages dirtied for the first
+    /// time, or which limit was exceeded.
+    fn touch(
+        &mut self,
+        offset: u64,
+        size: u64,
+        write: bool,
+        (accessed_limit, dirty_limit): (u64, u64),
+    ) -> Result<u64, StableLimit> {
+        if size == 0 {
+            return Ok(0);
+        }
+        let pages = Self::range(offset, size);
+        let new_accessed = pages.clone().filter(|p| !self.accessed.contains(p)).count() as u64;
+        if self.accessed.len() as u64 + new_accessed > accessed_limit {
+            return Err(StableLimit::Accessed);
+        }
+        let mut new_dirty = 0;
+        if write {
+            new_dirty = pages.clone().filter(|p| !self.dirty.contains(p)).count() as u64;
+            if self.dirty.len() as u64 + new_dirty > dirty_limit {
+                return Err(StableLimit::Dirty);
+            }
+            self.dirty.extend(pages.clone());
+        }
+        self.accessed.extend(pages);
+        Ok(new_dirty)
+    }
+}
+
+/// Which per-execution stable memory limit an access would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StableLimit {
+    Accessed,
+    Dirty,
+}
+
 /// Everything a message can see and change through the System API.
 #[derive(Debug)]
 pub(crate) struct MessageState {
@@ -278,11 +335,18 @@ pub(crate) struct MessageState {
     pub status_code: u32,
     pub version: u64,
     pub controllers: Vec<Principal>,
+    /// The canister's environment variables (its settings), by name.
+    pub env_vars: std::collections::BTreeMap<String, String>,
     pub time: u64,
     pub global_timer: u64,
     pub certified_data: Vec<u8>,
     pub certified_data_changed: bool,
     pub stable: StableMemory,
+    /// Stable memory pages this execution read or wrote.
+    pub stable_pages: StablePages,
+    /// Fees and the freezing threshold, where the execution may spend
+    /// cycles (`None`: nothing is charged, as in queries).
+    pub cycles: Option<crate::cycles::CyclesContext>,
     pub pending_call: Option<PendingCall>,
     pub calls: Vec<PendingCall>,
     pub logs: Vec<String>,
@@ -321,11 +385,14 @@ impl MessageState {
             status_code: 1,
             version: 0,
             controllers: Vec::new(),
+            env_vars: std::collections::BTreeMap::new(),
             time: 0,
             global_timer: 0,
             certified_data: Vec::new(),
             certified_data_changed: false,
             stable: StableMemory::default(),
+            stable_pages: StablePages::default(),
+            cycles: None,
             pending_call: None,
             calls: Vec::new(),
             logs: Vec::new(),
@@ -340,23 +407,127 @@ impl MessageState {
     fn replied(&self) -> bool {
         self.replied_before || self.response.is_some()
     }
+
+    /// The balance above the freezing threshold (what may be spent).
+    pub fn liquid_balance(&self) -> u128 {
+        let threshold = self.cycles.as_ref().map(|c| c.threshold()).unwrap_or(0);
+        self.balance.saturating_sub(threshold)
+    }
+
+    /// Grows the canister's memory by `bytes` if the balance still covers
+    /// the freezing threshold of the larger memory (trap otherwise).
+    pub fn grow_memory(&mut self, bytes: u64) -> wasmtime::Result<()> {
+        let balance = self.balance;
+        match self.cycles.as_mut() {
+            Some(ctx) => ctx
+                .grow(balance, bytes)
+                .or_else(|message| trap(ErrorCode::InsufficientCyclesInMemoryGrow, message)),
+            None => Ok(()),
+        }
+    }
+
+    /// The IC's stable memory page limits (accessed, dirtied) for this kind
+    /// of execution: installs and upgrades, queries, or other messages.
+    fn stable_page_limits(&self) -> (u64, u64) {
+        let pick = |l: &crate::limits::StablePageLimit| match self.api {
+            ApiType::Init | ApiType::PreUpgrade => l.upgrade,
+            ApiType::ReplicatedQuery
+            | ApiType::NonReplicatedQuery
+            | ApiType::CompositeQuery
+            | ApiType::CompositeReplyCallback
+            | ApiType::CompositeRejectCallback
+            | ApiType::CompositeCleanup
+            | ApiType::InspectMessage => l.query,
+            ApiType::Start
+            | ApiType::Update
+            | ApiType::ReplyCallback
+            | ApiType::RejectCallback
+            | ApiType::Cleanup
+            | ApiType::SystemTask => l.message,
+        };
+        (
+            pick(&self.limits.stable_accessed_pages),
+            pick(&self.limits.stable_dirty_pages),
+        )
+    }
+
+    /// The error for an access over a stable memory limit, worded as the
+    /// IC's.
+    fn stable_limit_error(&self, which: StableLimit) -> HostTrap {
+        let kb = |pages: u64| pages * (OS_PAGE / 1024);
+        let message = match which {
+            StableLimit::Accessed => {
+                let l = &self.limits.stable_accessed_pages;
+                format!(
+                    "Exceeded the limit for the number of accessed pages in the stable memory in a single \
+                     message execution: limit {} KB for regular messages, {} KB for upgrade messages \
+                     and {} KB for queries.",
+                    kb(l.message),
+                    kb(l.upgrade),
+                    kb(l.query)
+                )
+            }
+            StableLimit::Dirty => {
+                let l = &self.limits.stable_dirty_pages;
+                format!(
+                    "Exceeded the limit for the number of modified pages in the stable memory in a single \
+                     execution: limit {} KB for regular messages, {} KB for upgrade messages and {} KB \
+                     for queries.",
+                    kb(l.message),
+                    kb(l.upgrade),
+                    kb(l.query)
+                )
+            }
+        };
+        HostTrap {
+            code: ErrorCode::CanisterMemoryAccessLimitExceeded,
+            message: format!("Canister exceeded memory access limits: {message}"),
+        }
+    }
 }
 
 /// The data of each canister's wasmtime store.
 pub(crate) struct HostState {
     pub msg: Option<Box<MessageState>>,
     pub memory: Option<Memory>,
+    /// The most the heap can grow to: beyond it `memory.grow` returns -1
+    /// (the 4 GiB of a 32-bit memory, or the replica's configured maximum).
     pub max_heap_bytes: usize,
+    /// The canister's `wasm_memory_limit` (0: none): growing beyond it
+    /// traps, as on the IC (not enforced in queries).
+    pub wasm_memory_limit: u64,
 }
 
 impl ResourceLimiter for HostState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.max_heap_bytes)
+        if desired > self.max_heap_bytes {
+            return Ok(false);
+        }
+        if self.wasm_memory_limit != 0 && desired as u64 > self.wasm_memory_limit {
+            return trap(
+                ErrorCode::CanisterWasmMemoryLimitExceeded,
+                format!(
+                    "Canister exceeded its current Wasm memory limit of {} bytes. The peak Wasm memory \
+                     usage was {desired} bytes. If the canister reaches 4GiB, then it may stop \
+                     functioning and may become unrecoverable. Please reach out to the canister owner \
+                     to investigate the reason for the increased memory usage. It might be necessary \
+                     to move data from the Wasm memory to the stable memory. If such high Wasm memory \
+                     usage is expected and safe, then the developer can increase the Wasm memory limit \
+                     in the canister settings.",
+                    self.wasm_memory_limit
+                ),
+            );
+        }
+        if let Some(m) = self.msg.as_deref_mut() {
+            let grown = desired.saturating_sub(current) as u64;
+            m.grow_memory(grown)?;
+        }
+        Ok(true)
     }
 
     fn table_growing(
@@ -369,30 +540,38 @@ impl ResourceLimiter for HostState {
     }
 }
 
-/// Instruction cost of one System API call, before bytes copied.
-const API_OVERHEAD: u64 = 50;
-
 type Ctx<'a> = Caller<'a, HostState>;
 
+fn out_of_instructions<T>(caller: &Ctx<'_>) -> wasmtime::Result<T> {
+    let limit = caller
+        .data()
+        .msg
+        .as_ref()
+        .map(|m| m.fuel_limit)
+        .unwrap_or(0);
+    trap(
+        ErrorCode::CanisterInstructionLimitExceeded,
+        format!(
+            "Canister exceeded the limit of {limit} instructions for single message execution."
+        ),
+    )
+}
+
+/// Deducts `amount` instructions from the running message.
 fn charge(caller: &mut Ctx<'_>, amount: u64) -> wasmtime::Result<()> {
     let fuel = caller.get_fuel()?;
     if fuel < amount {
         caller.set_fuel(0)?;
-        let limit = caller
-            .data()
-            .msg
-            .as_ref()
-            .map(|m| m.fuel_limit)
-            .unwrap_or(0);
-        return trap(
-            ErrorCode::CanisterInstructionLimitExceeded,
-            format!(
-                "Canister exceeded the limit of {limit} instructions for single message execution."
-            ),
-        );
+        return out_of_instructions(caller);
     }
     caller.set_fuel(fuel - amount)?;
     Ok(())
+}
+
+/// Charges what the System API call `name` costs on the IC for `bytes`
+/// bytes (the `call` instruction itself was charged as an operator).
+fn charge_call(caller: &mut Ctx<'_>, name: &str, bytes: u64) -> wasmtime::Result<()> {
+    charge(caller, costs::system_api_charge(name, bytes).unwrap_or(0))
 }
 
 /// Checks availability and charges the overhead; the message state.
@@ -402,7 +581,7 @@ fn enter<'c>(
     allowed: u32,
     bytes: u64,
 ) -> wasmtime::Result<&'c mut MessageState> {
-    charge(caller, API_OVERHEAD.saturating_add(bytes))?;
+    charge_call(caller, name, bytes)?;
     let Some(msg) = caller.data_mut().msg.as_deref_mut() else {
         return violation(format!("\"ic0.{name}\" called outside of a message"));
     };
@@ -926,7 +1105,8 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
                 I | G | U | RQ | RY | RT | C | T,
                 0,
             )?;
-            let amount = u128_of(hi, lo).min(m.balance);
+            // At most the liquid balance: the freezing threshold stays.
+            let amount = u128_of(hi, lo).min(m.liquid_balance());
             m.balance -= amount;
             write_heap(&mut c, "cycles_burn128", p(dst), &amount.to_le_bytes())
         }
@@ -950,7 +1130,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
         "canister_liquid_cycle_balance128",
         |mut c: Ctx<'_>, dst: i32| {
             let m = enter(&mut c, "canister_liquid_cycle_balance128", STAR, 0)?;
-            let v = m.balance;
+            let v = m.liquid_balance();
             write_heap(
                 &mut c,
                 "canister_liquid_cycle_balance128",
@@ -1000,7 +1180,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
     wrap!(linker, "call_cycles_add", |mut c: Ctx<'_>, amount: i64| {
         let m = enter(&mut c, "call_cycles_add", U | RY | RT | T, 0)?;
         let amount = u128::from(amount as u64);
-        let balance = m.balance;
+        let balance = m.liquid_balance();
         let Some(call) = m.pending_call.as_mut() else {
             return violation(
                 "ic0.call_cycles_add: no call is under construction (call ic0.call_new first)",
@@ -1159,6 +1339,8 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
                 on_reject: (reject_fun as u32, reject_env as u32),
                 on_cleanup: None,
                 timeout_secs: None,
+                prepaid_callback: 0,
+                prepaid_response: 0,
             });
             Ok(())
         }
@@ -1233,7 +1415,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
         |mut c: Ctx<'_>, hi: i64, lo: i64| {
             let m = enter(&mut c, "call_cycles_add128", U | RY | RT | T, 0)?;
             let amount = u128_of(hi, lo);
-            let balance = m.balance;
+            let balance = m.liquid_balance();
             let Some(call) = m.pending_call.as_mut() else {
                 return violation("ic0.call_cycles_add128: no call is under construction (call ic0.call_new first)");
             };
@@ -1255,11 +1437,30 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
         "call_perform",
         |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
             let m = enter(&mut c, "call_perform", CALLS, 0)?;
-            let Some(call) = m.pending_call.take() else {
+            let Some(mut call) = m.pending_call.take() else {
                 return violation(
                     "ic0.call_perform: no call is under construction (call ic0.call_new first)",
                 );
             };
+            if let Some(ctx) = m.cycles.as_ref() {
+                // The request, the callback's execution and the largest
+                // response are paid now; the unused part comes back with
+                // the response.
+                let request = (call.arg.len() + call.method.len()) as u64;
+                let fee = ctx.fees.xnet_call_cost(request);
+                let response = ctx.fees.xnet_bytes_cost(ctx.max_response_bytes);
+                let cost = fee
+                    .saturating_add(ctx.callback_prepay)
+                    .saturating_add(response);
+                if ctx.shortfall(m.balance, cost).is_some() {
+                    // Not enqueued: the cycles put on the call come back.
+                    m.balance = m.balance.saturating_add(call.cycles);
+                    return Ok(RejectCode::SysTransient.as_u32() as i32);
+                }
+                m.balance -= cost;
+                call.prepaid_callback = ctx.callback_prepay;
+                call.prepaid_response = response;
+            }
             m.calls.push(call);
             Ok(0)
         }
@@ -1279,7 +1480,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
      -> wasmtime::Result<i64> {
         let m = enter(&mut c, "stable64_grow", ALL, 0)?;
         let max = m.limits.max_stable_pages;
-        Ok(m.stable.grow(pages as u64, max))
+        grow_stable(m, pages as u64, max)
     });
     wrap!(
         linker,
@@ -1325,7 +1526,7 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
                 "ic0.stable_grow: stable memory is larger than the 32-bit API can address",
             );
         }
-        Ok(m.stable.grow(p(pages), max) as i32)
+        Ok(grow_stable(m, p(pages), max)? as i32)
     });
     wrap!(
         linker,
@@ -1550,43 +1751,46 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
         Ok(2)
     });
 
-    // --- environment variables: none are set -------------------------------
+    // --- environment variables (the canister's settings) -----------------
     wrap!(
         linker,
         "env_var_count",
         |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            enter(&mut c, "env_var_count", STAR, 0)?;
-            Ok(0)
+            let m = enter(&mut c, "env_var_count", STAR, 0)?;
+            Ok(m.env_vars.len() as i32)
         }
     );
     wrap!(linker, "env_var_name_size", |mut c: Ctx<'_>,
                                         index: i32|
      -> wasmtime::Result<i32> {
-        enter(&mut c, "env_var_name_size", STAR, 0)?;
-        violation(format!(
-            "ic0.env_var_name_size: index {} is out of range (0 variables)",
-            p(index)
-        ))
+        let m = enter(&mut c, "env_var_name_size", STAR, 0)?;
+        Ok(env_var_at(m, p(index))?.0.len() as i32)
     });
     wrap!(linker, "env_var_name_copy", |mut c: Ctx<'_>,
                                         index: i32,
-                                        _d: i32,
-                                        _o: i32,
-                                        _s: i32|
+                                        dst: i32,
+                                        off: i32,
+                                        size: i32|
      -> wasmtime::Result<()> {
-        enter(&mut c, "env_var_name_copy", STAR, 0)?;
-        violation(format!(
-            "ic0.env_var_name_copy: index {} is out of range (0 variables)",
-            p(index)
-        ))
+        let m = enter(&mut c, "env_var_name_copy", STAR, p(size))?;
+        let name = env_var_at(m, p(index))?.0.clone();
+        copy_out(
+            &mut c,
+            "env_var_name_copy",
+            name.as_bytes(),
+            p(dst),
+            p(off),
+            p(size),
+        )
     });
     wrap!(
         linker,
         "env_var_name_exists",
         |mut c: Ctx<'_>, src: i32, size: i32| -> wasmtime::Result<i32> {
             enter(&mut c, "env_var_name_exists", STAR, p(size))?;
-            read_heap(&mut c, "env_var_name_exists", p(src), p(size))?;
-            Ok(0)
+            let name = env_var_name(&mut c, "env_var_name_exists", p(src), p(size))?;
+            let m = c.data().msg.as_deref();
+            Ok(m.is_some_and(|m| m.env_vars.contains_key(&name)) as i32)
         }
     );
     wrap!(linker, "env_var_value_size", |mut c: Ctx<'_>,
@@ -1594,25 +1798,27 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
                                          size: i32|
      -> wasmtime::Result<i32> {
         enter(&mut c, "env_var_value_size", STAR, p(size))?;
-        let name = read_heap(&mut c, "env_var_value_size", p(src), p(size))?;
-        violation(format!(
-            "ic0.env_var_value_size: no environment variable `{}`",
-            String::from_utf8_lossy(&name)
-        ))
+        let name = env_var_name(&mut c, "env_var_value_size", p(src), p(size))?;
+        Ok(env_var_value(&c, &name)?.len() as i32)
     });
     wrap!(linker, "env_var_value_copy", |mut c: Ctx<'_>,
                                          src: i32,
                                          size: i32,
-                                         _d: i32,
-                                         _o: i32,
-                                         _s: i32|
+                                         dst: i32,
+                                         off: i32,
+                                         len: i32|
      -> wasmtime::Result<()> {
-        enter(&mut c, "env_var_value_copy", STAR, p(size))?;
-        let name = read_heap(&mut c, "env_var_value_copy", p(src), p(size))?;
-        violation(format!(
-            "ic0.env_var_value_copy: no environment variable `{}`",
-            String::from_utf8_lossy(&name)
-        ))
+        enter(&mut c, "env_var_value_copy", STAR, p(size) + p(len))?;
+        let name = env_var_name(&mut c, "env_var_value_copy", p(src), p(size))?;
+        let value = env_var_value(&c, &name)?;
+        copy_out(
+            &mut c,
+            "env_var_value_copy",
+            value.as_bytes(),
+            p(dst),
+            p(off),
+            p(len),
+        )
     });
 
     // --- debugging -----------------------------------------------------------
@@ -1645,6 +1851,54 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
     Ok(())
 }
 
+/// The environment variable at `index` (in name order), or the IC's trap.
+fn env_var_at(m: &MessageState, index: u64) -> wasmtime::Result<(&String, &String)> {
+    match m.env_vars.iter().nth(index as usize) {
+        Some(entry) => Ok(entry),
+        None => violation(format!(
+            "Environment variable index {index} is out of bounds. The number of environment \
+             variables is {}.",
+            m.env_vars.len()
+        )),
+    }
+}
+
+/// A variable name read from the heap (at most 128 bytes of UTF-8).
+fn env_var_name(c: &mut Ctx<'_>, call: &str, src: u64, size: u64) -> wasmtime::Result<String> {
+    if size > crate::management::MAX_ENV_VAR_NAME_BYTES as u64 {
+        return violation(format!(
+            "ic0.{call}: the variable name is {size} bytes; at most {} are allowed",
+            crate::management::MAX_ENV_VAR_NAME_BYTES
+        ));
+    }
+    let bytes = read_heap(c, call, src, size)?;
+    String::from_utf8(bytes)
+        .or_else(|_| violation(format!("ic0.{call}: the variable name is not valid UTF-8")))
+}
+
+/// The value of the variable `name`, or the IC's trap.
+fn env_var_value(c: &Ctx<'_>, name: &str) -> wasmtime::Result<String> {
+    match c.data().msg.as_deref().and_then(|m| m.env_vars.get(name)) {
+        Some(v) => Ok(v.clone()),
+        None => violation(format!("Environment variable {name} not found.")),
+    }
+}
+
+/// Grows stable memory by `pages` up to `max` pages: the old size, or -1
+/// if the memory cannot grow; traps if the canister cannot pay for the
+/// memory (as the IC).
+fn grow_stable(m: &mut MessageState, pages: u64, max: u64) -> wasmtime::Result<i64> {
+    let fits = m
+        .stable
+        .pages()
+        .checked_add(pages)
+        .is_some_and(|n| n <= max);
+    if fits && pages > 0 {
+        m.grow_memory(pages.saturating_mul(WASM_PAGE))?;
+    }
+    Ok(m.stable.grow(pages, max))
+}
+
 /// The 32-bit stable memory API traps once stable memory exceeds 4 GiB.
 fn check_stable32(c: &Ctx<'_>, name: &str) -> wasmtime::Result<()> {
     let pages = c.data().msg.as_ref().map(|m| m.stable.pages()).unwrap_or(0);
@@ -1668,8 +1922,8 @@ fn stable_write(
     let Some(m) = c.data_mut().msg.as_deref_mut() else {
         return violation(format!("\"ic0.{name}\" called outside of a message"));
     };
-    let len = m.stable.bytes().len();
-    if !m.stable.write(off, &bytes) {
+    let len = m.stable.bytes().len() as u64;
+    if off.checked_add(size).is_none_or(|end| end > len) {
         return trap(
             ErrorCode::CanisterTrapped,
             format!(
@@ -1678,12 +1932,19 @@ fn stable_write(
             ),
         );
     }
-    Ok(())
+    let limits = m.stable_page_limits();
+    let dirtied = match m.stable_pages.touch(off, size, true, limits) {
+        Ok(n) => n,
+        Err(which) => return Err(wasmtime::Error::new(m.stable_limit_error(which))),
+    };
+    m.stable.write(off, &bytes);
+    charge(c, dirtied.saturating_mul(costs::DIRTY_PAGE_OVERHEAD))
 }
 
 fn stable_read(c: &mut Ctx<'_>, name: &str, dst: u64, off: u64, size: u64) -> wasmtime::Result<()> {
     let m = enter(c, name, ALL, size)?;
     let len = m.stable.bytes().len();
+    let limits = m.stable_page_limits();
     let Some(bytes) = m.stable.read(off, size).map(<[u8]>::to_vec) else {
         return trap(
             ErrorCode::CanisterTrapped,
@@ -1693,6 +1954,9 @@ fn stable_read(c: &mut Ctx<'_>, name: &str, dst: u64, off: u64, size: u64) -> wa
             ),
         );
     };
+    if let Err(which) = m.stable_pages.touch(off, size, false, limits) {
+        return Err(wasmtime::Error::new(m.stable_limit_error(which)));
+    }
     write_heap(c, name, dst, &bytes)
 }
 
@@ -1729,6 +1993,7 @@ mod tests {
                 msg: None,
                 memory: None,
                 max_heap_bytes: 0,
+                wasm_memory_limit: 0,
             },
         );
         for name in ic0_functions() {

@@ -260,7 +260,15 @@ fn the_task_manager_spawns_workers_from_the_module_it_stores() {
         env.call(tm, controller(), "spawn_workers", &spawn).unwrap();
     assert_eq!(r, Err(TmError::NoWorkerWasm));
 
-    let module = wasm("worker");
+    // The module gzip-compressed, as `scripts/upload_worker.sh` sends it:
+    // the IC (and the local replica) installs compressed modules.
+    let module = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&wasm("worker")).unwrap();
+        gz.finish().unwrap()
+    };
+    assert!(module.len() < wasm("worker").len() / 2, "{}", module.len());
     let mut info = None;
     for (i, piece) in module.chunks(1024 * 1024).enumerate() {
         let args = UploadWorkerWasmArgs {
@@ -286,7 +294,8 @@ fn the_task_manager_spawns_workers_from_the_module_it_stores() {
         assert!(w.spawned);
         let controllers = env.ic.controllers(w.worker).unwrap();
         assert!(controllers.contains(&tm) && controllers.contains(&controller()));
-        assert_eq!(env.ic.module_hash(w.worker).map(|h| h.len()), Some(32));
+        let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&module).into();
+        assert_eq!(env.ic.module_hash(w.worker), Some(hash));
     }
     env.upload_model("tiny-llama/stages-2");
     env.deploy(MODEL, 1);

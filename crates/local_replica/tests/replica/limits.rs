@@ -146,14 +146,146 @@ fn wasm_memory_limit_setting_bounds_heap_growth_in_updates() {
         wasm_memory_limit: Some(candid::Nat::from(limit)),
         ..Default::default()
     };
+    // New canisters get the IC's default of 3 GiB.
+    let status = ic.canister_status(user(), id).unwrap();
+    assert_eq!(
+        status.settings.wasm_memory_limit,
+        candid::Nat::from(3u64 << 30)
+    );
     ic.update_settings(user(), id, settings(32 << 20)).unwrap();
-    let r = rejected(ic.update_one::<_, u64>(id, user(), "alloc", &64u64));
-    assert_eq!(r.code, RejectCode::CanisterError, "{r}");
+    // Growing past it traps with the IC's error, and nothing is kept.
+    assert_reject(
+        ic.update_one::<_, u64>(id, user(), "alloc", &64u64),
+        RejectCode::CanisterError,
+        ErrorCode::CanisterWasmMemoryLimitExceeded,
+        "exceeded its current Wasm memory limit of 33554432 bytes",
+    );
     assert!(ic.heap_size(id).unwrap() < 32 << 20);
+    // Queries are not held to it: with the limit 1 MiB above the heap, a
+    // query may still allocate more.
+    let heap = ic.heap_size(id).unwrap() as u64;
+    ic.update_settings(user(), id, settings(heap + (1 << 20)))
+        .unwrap();
+    let blob: Vec<u8> = ic.query_one(id, user(), "blob", &1_900_000u64).unwrap();
+    assert_eq!(blob.len(), 1_900_000);
+    assert_reject(
+        ic.update_one::<_, u64>(id, user(), "alloc", &2u64),
+        RejectCode::CanisterError,
+        ErrorCode::CanisterWasmMemoryLimitExceeded,
+        "Wasm memory limit",
+    );
     ic.update_settings(user(), id, settings(0)).unwrap();
     assert_eq!(
         ic.update_one::<_, u64>(id, user(), "alloc", &64u64)
             .unwrap(),
         64 << 20
+    );
+}
+
+/// Stable memory a message may touch, with small limits so the test is
+/// quick (the IC's are 2 GiB per message, 8 GiB per install or upgrade,
+/// 1 GiB per query).
+#[test]
+fn stable_memory_accessed_and_dirtied_per_message_is_limited() {
+    use local_replica::StablePageLimit;
+    let limits = Limits {
+        stable_accessed_pages: StablePageLimit {
+            message: 6,
+            upgrade: 8,
+            query: 2,
+        },
+        stable_dirty_pages: StablePageLimit {
+            message: 4,
+            upgrade: 8,
+            query: 2,
+        },
+        ..Limits::default()
+    };
+    let mut ic = replica_with(Config {
+        limits,
+        ..Config::default()
+    });
+    let id = counter(&mut ic);
+    ic.update_one::<_, i64>(id, user(), "stable_grow", &1u64)
+        .unwrap();
+    let write = |ic: &mut local_replica::LocalReplica, offset: u64, bytes: usize| {
+        ic.update::<_, ()>(id, user(), "stable_write", (offset, vec![7u8; bytes]))
+    };
+    // Four 4 KiB pages may be written in one message, five may not.
+    write(&mut ic, 0, 4 * 4096).unwrap();
+    assert_reject(
+        write(&mut ic, 0, 4 * 4096 + 1),
+        RejectCode::CanisterError,
+        ErrorCode::CanisterMemoryAccessLimitExceeded,
+        "modified pages in the stable memory",
+    );
+    // The failed write left nothing behind.
+    let (bytes,): (Vec<u8>,) = ic
+        .query(id, user(), "stable_read", (16384u64, 2u64))
+        .unwrap();
+    assert_eq!(bytes, vec![0, 0]);
+    // A query reads at most two pages.
+    ic.query::<_, (Vec<u8>,)>(id, user(), "stable_read", (0u64, 8192u64))
+        .unwrap();
+    assert_reject(
+        ic.query::<_, (Vec<u8>,)>(id, user(), "stable_read", (0u64, 8193u64)),
+        RejectCode::CanisterError,
+        ErrorCode::CanisterMemoryAccessLimitExceeded,
+        "accessed pages in the stable memory",
+    );
+}
+
+/// Installs and upgrades have their own, larger stable memory limit.
+#[test]
+fn upgrades_may_dirty_more_stable_memory_than_messages() {
+    use local_replica::{CanisterInstallMode, StablePageLimit};
+    let limits = Limits {
+        stable_dirty_pages: StablePageLimit {
+            message: 4,
+            upgrade: 8,
+            query: 2,
+        },
+        ..Limits::default()
+    };
+    let mut ic = replica_with(Config {
+        limits,
+        ..Config::default()
+    });
+    // post_upgrade writes `pages` 4 KiB pages of stable memory.
+    let module = |pages: u32| {
+        wat::parse_str(format!(
+            r#"(module
+              (import "ic0" "stable64_grow" (func $grow (param i64) (result i64)))
+              (import "ic0" "stable64_write" (func $write (param i64 i64 i64)))
+              (memory 1)
+              (func (export "canister_post_upgrade")
+                i64.const 1 call $grow drop
+                i64.const 0 i64.const 0 i64.const {} call $write))"#,
+            pages * 4096
+        ))
+        .unwrap()
+    };
+    let id = ic.create_canister(user()).unwrap();
+    ic.install_canister(user(), id, module(8), Vec::new())
+        .unwrap();
+    ic.install_code(
+        user(),
+        id,
+        CanisterInstallMode::Upgrade(None),
+        module(8),
+        Vec::new(),
+    )
+    .unwrap();
+    assert_reject(
+        ic.install_code(
+            user(),
+            id,
+            CanisterInstallMode::Upgrade(None),
+            module(9),
+            Vec::new(),
+        ),
+        RejectCode::CanisterError,
+        ErrorCode::CanisterMemoryAccessLimitExceeded,
+        "32 KB for upgrade messages",
     );
 }

@@ -2,8 +2,11 @@
 //! (built here for wasm32-unknown-unknown, release), one module per area.
 
 mod common;
+mod costs;
+mod cycles;
 mod execution;
 mod limits;
 mod management;
 mod messaging;
 mod timers;
+mod validation;

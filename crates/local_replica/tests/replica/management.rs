@@ -447,3 +447,88 @@ fn gzip_compressed_modules_install_and_bombs_are_refused() {
         "at most 4194304 bytes",
     );
 }
+
+/// Environment variables (what icp-cli sets at deploy): settings the
+/// canister reads with `ic0.env_var_*`; the IC's checks on them.
+#[test]
+fn environment_variables_are_settings_the_canister_reads() {
+    use local_replica::management::{CanisterSettings, EnvironmentVariable};
+    let mut ic = replica();
+    // `value(name)`: replies with the value of the variable named by the
+    // argument; `count`: replies with the number of variables (one byte).
+    let wasm = wat::parse_str(
+        r#"(module
+          (import "ic0" "msg_arg_data_size" (func $arg_size (result i32)))
+          (import "ic0" "msg_arg_data_copy" (func $arg_copy (param i32 i32 i32)))
+          (import "ic0" "env_var_count" (func $count (result i32)))
+          (import "ic0" "env_var_value_size" (func $vsize (param i32 i32) (result i32)))
+          (import "ic0" "env_var_value_copy" (func $vcopy (param i32 i32 i32 i32 i32)))
+          (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
+          (import "ic0" "msg_reply" (func $reply))
+          (memory 1)
+          (func (export "canister_query value") (local $n i32) (local $v i32)
+            (local.set $n (call $arg_size))
+            (call $arg_copy (i32.const 0) (i32.const 0) (local.get $n))
+            (local.set $v (call $vsize (i32.const 0) (local.get $n)))
+            (call $vcopy (i32.const 0) (local.get $n) (i32.const 1024) (i32.const 0) (local.get $v))
+            (call $append (i32.const 1024) (local.get $v))
+            (call $reply))
+          (func (export "canister_query count")
+            (i32.store8 (i32.const 0) (call $count))
+            (call $append (i32.const 0) (i32.const 1))
+            (call $reply)))"#,
+    )
+    .unwrap();
+    let var = |name: &str, value: &str| EnvironmentVariable {
+        name: name.into(),
+        value: value.into(),
+    };
+    let id = ic.create_canister(user()).unwrap();
+    ic.install_canister(user(), id, wasm, Vec::new()).unwrap();
+    assert_eq!(
+        ic.query_call(id, user(), "count", Vec::new()).unwrap(),
+        vec![0]
+    );
+    let settings = |vars: Vec<EnvironmentVariable>| CanisterSettings {
+        environment_variables: Some(vars),
+        ..Default::default()
+    };
+    ic.update_settings(user(), id, settings(vec![var("B", "two"), var("A", "one")]))
+        .unwrap();
+    assert_eq!(
+        ic.query_call(id, user(), "count", Vec::new()).unwrap(),
+        vec![2]
+    );
+    assert_eq!(
+        ic.query_call(id, user(), "value", b"B".to_vec()).unwrap(),
+        b"two"
+    );
+    assert_reject(
+        ic.query_call(id, user(), "value", b"C".to_vec()),
+        RejectCode::CanisterError,
+        ErrorCode::CanisterContractViolation,
+        "Environment variable C not found",
+    );
+    let status = ic.canister_status(user(), id).unwrap();
+    assert_eq!(
+        status.settings.environment_variables,
+        vec![var("A", "one"), var("B", "two")]
+    );
+    // Refused: a name twice, too many, a value too long; nothing changes.
+    for bad in [
+        vec![var("A", "1"), var("A", "2")],
+        (0..21).map(|i| var(&format!("V{i}"), "x")).collect(),
+        vec![var("A", &"x".repeat(129))],
+    ] {
+        assert_reject(
+            ic.update_settings(user(), id, settings(bad)),
+            RejectCode::CanisterReject,
+            ErrorCode::InvalidManagementPayload,
+            "environment variable",
+        );
+    }
+    assert_eq!(
+        ic.query_call(id, user(), "count", Vec::new()).unwrap(),
+        vec![2]
+    );
+}

@@ -317,9 +317,14 @@ fn bounded_wait_call_times_out_with_sys_unknown() {
     );
 }
 
+/// How cycles move between canisters, with fees off so that every cycle
+/// is accounted for (fees are tested in `cycles`).
 #[test]
 fn cycles_move_with_calls_and_are_refunded() {
-    let mut ic = replica();
+    let mut ic = replica_with(local_replica::Config {
+        fees: local_replica::FeeSchedule::free(),
+        ..Default::default()
+    });
     let counter = counter(&mut ic);
     let caller = install(&mut ic, "tc_caller", no_arg());
     let (c0, k0) = (
