@@ -542,13 +542,18 @@ impl ResourceLimiter for HostState {
 
 type Ctx<'a> = Caller<'a, HostState>;
 
-fn out_of_instructions<T>(caller: &Ctx<'_>) -> wasmtime::Result<T> {
-    let limit = caller
+/// The instruction limit of the running message (0 outside one).
+fn fuel_limit(caller: &Ctx<'_>) -> u64 {
+    caller
         .data()
         .msg
         .as_ref()
         .map(|m| m.fuel_limit)
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+fn out_of_instructions<T>(caller: &Ctx<'_>) -> wasmtime::Result<T> {
+    let limit = fuel_limit(caller);
     trap(
         ErrorCode::CanisterInstructionLimitExceeded,
         format!(
@@ -669,12 +674,7 @@ fn u128_of(high: i64, low: i64) -> u128 {
 
 /// The instructions used so far in the running message.
 fn instructions_so_far(caller: &Ctx<'_>) -> u64 {
-    let limit = caller
-        .data()
-        .msg
-        .as_ref()
-        .map(|m| m.fuel_limit)
-        .unwrap_or(0);
+    let limit = fuel_limit(caller);
     limit.saturating_sub(caller.get_fuel().unwrap_or(0))
 }
 

@@ -1446,51 +1446,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn table_instructions() {
-        for (text, instruction) in [
-            ("ref.null func i32.const 1 table.grow 0 drop", "table.grow"),
-            ("i32.const 0 ref.null func table.set 0", "table.set"),
-            (
-                "i32.const 0 ref.null func i32.const 1 table.fill 0",
-                "table.fill",
-            ),
-            (
-                "i32.const 0 i32.const 0 i32.const 0 table.copy",
-                "table.copy",
-            ),
-        ] {
-            assert_eq!(
-                check(&body(text)).unwrap_err(),
-                InvalidModule::UnsupportedInstruction {
-                    index: 0,
-                    instruction
-                },
-                "{text}"
-            );
-        }
-        let init = wat("(module (table 1 funcref) (elem func 0) \
-             (func i32.const 0 i32.const 0 i32.const 0 table.init 0 0))");
-        assert_eq!(
-            check(&init).unwrap_err(),
-            InvalidModule::UnsupportedInstruction {
-                index: 0,
-                instruction: "table.init"
-            }
-        );
-        // Allowed: table.get, table.size, ref.func, ref.is_null, bulk memory.
-        let allowed = wat(
-            "(module (memory 1) (table 1 funcref) (elem declare func 0) \
-             (data \"abc\") \
-             (func i32.const 0 table.get 0 ref.is_null drop table.size 0 drop \
-                   ref.func 0 drop \
-                   i32.const 0 i32.const 0 i32.const 3 memory.init 0 data.drop 0 \
-                   i32.const 8 i32.const 0 i32.const 3 memory.copy \
-                   i32.const 0 i32.const 0 i32.const 3 memory.fill))",
-        );
-        check(&allowed).unwrap();
-    }
-
     /// Modules valid with some proposal the IC does not enable, and what
     /// the refusal names.
     fn refused_feature_modules() -> Vec<(&'static str, Vec<u8>, InvalidModule)> {

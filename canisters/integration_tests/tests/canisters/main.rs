@@ -3,6 +3,7 @@
 
 mod example;
 mod generation;
+mod ic_rules;
 mod lifecycle;
 mod registry;
 mod smollm2;
