@@ -198,3 +198,61 @@ fn the_shipped_module_carries_its_candid_interface() {
         );
     }
 }
+
+#[test]
+fn oversized_arguments_are_refused_before_the_task_manager_pays_for_them() {
+    use integration_tests::request;
+    use task_manager_api::{GenerateRequest, Sampling};
+
+    let mut env = Env::new(InitArgs::default());
+    let tm = env.task_manager;
+    let mallory = principal(9);
+    let balance = |env: &Env| env.ic.cycle_balance(tm).unwrap();
+
+    // `register` takes no argument; the IC accepts 2 MiB for any method,
+    // and candid ignores what follows, so this padding used to be inducted
+    // (about 2,000 cycles per byte, paid by the task manager) and served.
+    let padding = candid::encode_one(serde_bytes::ByteBuf::from(vec![0u8; 1_900_000])).unwrap();
+    let before = balance(&env);
+    assert_refused_at_inspect(env.ic.update_call(tm, mallory, "register", padding));
+    assert_eq!(balance(&env), before, "the refused message cost cycles");
+    let whoami: Profile = env.ic.query_one(tm, mallory, "whoami", &()).unwrap();
+    assert_eq!(whoami, Err(TmError::NotRegistered));
+
+    // A registered user's `generate` with a megabyte of prompt is refused
+    // before the method runs, and so is the same padding on `cancel`.
+    let tokens = env.register(mallory).tokens_available;
+    let huge: GenerateRequest = request(
+        "no-such-model",
+        &"x".repeat(1 << 20),
+        4,
+        Sampling::default(),
+        0,
+    );
+    let before = balance(&env);
+    assert_refused_at_inspect(
+        env.ic
+            .update_one::<_, Result<u64, TmError>>(tm, mallory, "generate", &huge),
+    );
+    let padded_cancel =
+        candid::encode_args((7u64, serde_bytes::ByteBuf::from(vec![0u8; 100_000]))).unwrap();
+    assert_refused_at_inspect(env.ic.update_call(tm, mallory, "cancel", padded_cancel));
+    assert_eq!(balance(&env), before);
+    let profile: Profile = env.ic.query_one(tm, mallory, "whoami", &()).unwrap();
+    assert_eq!(profile.unwrap().tokens_available, tokens);
+
+    // The largest prompt a request may carry still reaches the method,
+    // which answers with its own typed error.
+    let largest = request(
+        "no-such-model",
+        &"x".repeat(64 * 1024),
+        4,
+        Sampling::default(),
+        0,
+    );
+    let r: Result<u64, TmError> = env
+        .ic
+        .update_one(tm, mallory, "generate", &largest)
+        .unwrap();
+    assert!(matches!(r, Err(TmError::UnknownModel { .. })), "{r:?}");
+}
