@@ -157,13 +157,27 @@ fn greedy(model: &Model, prompt: &[u32], max_new_tokens: usize) -> engine::Outpu
 
 fn check_tokenizer(tokenizer: &Tokenizer, case: &Case) {
     match case.kind.as_str() {
-        "plain" => assert_eq!(case.prompt.as_deref(), Some(case.text.as_str())),
+        "plain" => {
+            assert_eq!(case.prompt.as_deref(), Some(case.text.as_str()));
+            assert_eq!(
+                tokenizer.encode_plain(&case.text).unwrap(),
+                case.input_ids,
+                "{}: encode_plain",
+                case.name
+            );
+        }
         "chat" => {
             let messages = case.messages.as_ref().unwrap();
             let text = tokenizer
                 .apply_chat_template(messages, case.add_generation_prompt.unwrap_or(false))
                 .unwrap();
             assert_eq!(text, case.text, "{}: chat template", case.name);
+            // The canisters' encoding (contents as plain text) is the same
+            // for these benign messages.
+            let ids = tokenizer
+                .encode_chat(messages, case.add_generation_prompt.unwrap_or(false))
+                .unwrap();
+            assert_eq!(ids, case.input_ids, "{}: encode_chat", case.name);
         }
         other => panic!("unknown fixture kind {other}"),
     }

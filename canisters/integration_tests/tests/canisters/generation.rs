@@ -17,17 +17,17 @@ pub const MODEL: &str = "tiny-llama";
 pub fn engine_output(dir: &str, req: &GenerateRequest) -> engine::Output {
     let model = engine::ModelDir::read(workspace().join("models").join(dir)).unwrap();
     let tokenizer = Arc::new(model.tokenizer().unwrap());
-    let text = match &req.prompt {
-        Prompt::Text(t) => t.clone(),
+    // As the worker encodes user text: special-token strings stay plain.
+    let ids = match &req.prompt {
+        Prompt::Text(t) => tokenizer.encode_plain(t).unwrap(),
         Prompt::Chat(m) => {
             let m: Vec<engine::ChatMessage> = m
                 .iter()
                 .map(|m| engine::ChatMessage::new(&m.role, &m.content))
                 .collect();
-            tokenizer.apply_chat_template(&m, true).unwrap()
+            tokenizer.encode_chat(&m, true).unwrap()
         }
     };
-    let ids = tokenizer.encode(&text).unwrap();
     let s = &req.sampling;
     let params = engine::SamplingParams {
         temperature: s.temperature.unwrap_or(0.0),
