@@ -56,7 +56,7 @@ pub use manifest::{
     ChunkMeta, FileMeta, Manifest, ModelConfig, SpecialToken, SpecialTokens, StageMeta,
 };
 pub use pipeline::{Pipeline, Sequence};
-pub use sampling::{Sampler, SamplingParams};
+pub use sampling::{Sampler, SamplingParams, MIN_TEMPERATURE};
 pub use stage::{
     HiddenStates, LoadPhase, Logits, Stage, StageData, StageInput, StageKv, StageLoader,
     StageOutput,

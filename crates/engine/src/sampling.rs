@@ -31,10 +31,17 @@ use crate::error::{Error, Result};
 
 pub use model_format::limits::{MAX_STOP_SEQUENCES, MAX_STOP_SEQUENCE_BYTES};
 
+/// Temperatures below this are greedy decoding: dividing logits by less
+/// overflows `f32` for ordinary logits (a temperature of 1e-40 turns them
+/// into infinities, and the softmax into NaN), and at this temperature
+/// the draw is already the argmax for all practical purposes.
+pub const MIN_TEMPERATURE: f32 = 1e-3;
+
 /// How to pick tokens, and when to stop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
-    /// 0 = greedy; otherwise logits are divided by it.
+    /// Below [`MIN_TEMPERATURE`] (0 included) greedy; otherwise logits are
+    /// divided by it.
     pub temperature: f32,
     /// Keep only the `top_k` most likely tokens; 0 = no limit.
     pub top_k: usize,
@@ -77,7 +84,7 @@ impl SamplingParams {
 
     /// Whether these parameters pick the argmax.
     pub fn is_greedy(&self) -> bool {
-        self.temperature == 0.0
+        self.temperature < MIN_TEMPERATURE
     }
 
     /// Checks every field's domain.
@@ -134,7 +141,11 @@ impl Sampler {
     pub fn new(params: &SamplingParams) -> Result<Self> {
         params.validate()?;
         Ok(Sampler {
-            temperature: params.temperature,
+            temperature: if params.is_greedy() {
+                0.0
+            } else {
+                params.temperature
+            },
             top_k: params.top_k,
             top_p: params.top_p,
             repetition_penalty: params.repetition_penalty,
@@ -343,6 +354,21 @@ mod tests {
             );
             assert!(Sampler::new(&case).is_err());
         }
+    }
+
+    #[test]
+    fn a_temperature_below_the_minimum_is_greedy() {
+        // Logits an ordinary model makes, with a far second best.
+        let logits = [3.0, -40.0, 41.5, 41.0, -7.0];
+        for t in [1e-40_f32, 1e-30, 1e-6, MIN_TEMPERATURE / 2.0] {
+            let p = params(t, 0);
+            assert!(p.is_greedy(), "{t}");
+            let mut s = Sampler::new(&p).unwrap();
+            for _ in 0..20 {
+                assert_eq!(s.sample(&logits, &[]).unwrap(), 2, "{t}");
+            }
+        }
+        assert!(!params(MIN_TEMPERATURE, 0).is_greedy());
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub enum Prompt {
 /// How tokens are picked. Absent fields take the greedy defaults.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct Sampling {
-    /// 0 or absent: greedy.
+    /// Absent, or below 0.001 (`engine::MIN_TEMPERATURE`): greedy.
     pub temperature: Option<f32>,
     /// Keep the `top_k` most likely tokens; 0 or absent: no limit.
     pub top_k: Option<u32>,
