@@ -15,11 +15,13 @@ use local_replica::LocalReplica;
 use serde_bytes::ByteBuf;
 use suite::{Suite, SuiteError, Wasms};
 use task_manager_api::{
-    ChunkRef, Error as TmError, GenerateRequest, InitArgs, JobInfo, ModelInfo, PipelineInfo,
-    Prompt, Sampling, UserProfile, WorkerInfo,
+    AdminError, ChunkRef, GenerateRequest, InitArgs, JobInfo, ModelInfo, PipelineInfo, Prompt,
+    Sampling, UserError, UserProfile, WorkerInfo,
 };
 
 pub use suite::controller;
+
+pub mod test_canisters;
 
 /// The canisters this repository ships.
 pub const CANISTERS: [&str; 3] = ["task_manager", "worker", "example_caller"];
@@ -104,11 +106,20 @@ impl std::ops::DerefMut for Env {
     }
 }
 
-/// The task manager's error, or a panic for anything else.
-fn tm<T>(what: &str, r: Result<T, SuiteError>) -> Result<T, TmError> {
+/// The task manager's error for a user, or a panic for anything else.
+pub fn user_err<T>(what: &str, r: Result<T, SuiteError>) -> Result<T, UserError> {
     match r {
         Ok(v) => Ok(v),
-        Err(SuiteError::TaskManager(e)) => Err(e),
+        Err(SuiteError::User(e)) => Err(e),
+        Err(e) => panic!("{what}: {e}"),
+    }
+}
+
+/// The task manager's error for a controller, or a panic for anything else.
+pub fn admin_err<T>(what: &str, r: Result<T, SuiteError>) -> Result<T, AdminError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(SuiteError::Admin(e)) => Err(e),
         Err(e) => panic!("{what}: {e}"),
     }
 }
@@ -171,12 +182,35 @@ impl Env {
         must("whoami", self.suite.whoami(user))
     }
 
-    pub fn generate(&mut self, user: Principal, request: &GenerateRequest) -> Result<u64, TmError> {
-        tm("generate", self.suite.generate(user, request))
+    pub fn generate(
+        &mut self,
+        user: Principal,
+        request: &GenerateRequest,
+    ) -> Result<u64, UserError> {
+        user_err("generate", self.suite.generate(user, request))
     }
 
-    pub fn job(&mut self, user: Principal, job: u64) -> Result<JobInfo, TmError> {
-        tm("job", self.suite.job(user, job))
+    pub fn job(&mut self, user: Principal, job: u64) -> Result<JobInfo, UserError> {
+        user_err("job", self.suite.job(user, job))
+    }
+
+    /// A controller's update to the task manager.
+    pub fn admin<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
+        &mut self,
+        method: &str,
+        arg: &A,
+    ) -> Result<R, AdminError> {
+        admin_err(method, self.suite.admin(method, arg))
+    }
+
+    /// A user's update to the task manager.
+    pub fn user_update<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
+        &mut self,
+        user: Principal,
+        method: &str,
+        arg: &A,
+    ) -> Result<R, UserError> {
+        user_err(method, self.suite.update(user, method, arg))
     }
 
     /// Ticks until the job has ended; every text seen on the way.
@@ -193,6 +227,74 @@ impl Env {
             self.suite.ic.tick();
         }
         panic!("job {job} did not end:\n{}", self.suite.diagnosis());
+    }
+
+    /// Upgrades `canister` to `wasm` (through the chunk store when the
+    /// module is over the 2 MiB message limit, as dfx and icp do).
+    pub fn upgrade(
+        &mut self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+    ) -> Result<(), local_replica::Error> {
+        self.suite.ic.install_wasm(
+            controller(),
+            canister,
+            local_replica::CanisterInstallMode::Upgrade(None),
+            wasm,
+            arg,
+        )
+    }
+
+    /// Installs a test canister (see [`test_canisters`]) with plenty of
+    /// cycles; its id.
+    pub fn install_test_canister(&mut self, wat: &str) -> Principal {
+        let id = must(
+            "creating a test canister",
+            self.suite
+                .ic
+                .create_canister(controller())
+                .map_err(SuiteError::from),
+        );
+        must(
+            "installing a test canister",
+            self.suite
+                .ic
+                .install_canister(controller(), id, test_canisters::module(wat), Vec::new())
+                .map_err(SuiteError::from),
+        );
+        id
+    }
+
+    /// Calls `method` of `callee` from the `proxy` canister (so that the
+    /// callee sees a canister as its caller, past `inspect_message`): the
+    /// reply's bytes, or the reject.
+    pub fn call_from(
+        &mut self,
+        proxy: Principal,
+        callee: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, local_replica::Error> {
+        let arg = test_canisters::proxy_arg(callee, method, &arg);
+        self.suite.ic.update_call(proxy, controller(), "proxy", arg)
+    }
+
+    /// [`Env::call_from`] with candid in and out.
+    pub fn call_from_as<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
+        &mut self,
+        proxy: Principal,
+        callee: Principal,
+        method: &str,
+        arg: &A,
+    ) -> Result<R, local_replica::Error> {
+        let bytes = self.call_from(
+            proxy,
+            callee,
+            method,
+            candid::encode_one(arg).expect("candid"),
+        )?;
+        Ok(candid::decode_one(&bytes).unwrap_or_else(|e| panic!("{method}'s reply: {e}")))
     }
 
     /// An update call to any canister (for what the helpers do not cover).

@@ -14,7 +14,8 @@ use clap::Args;
 use local_replica::LocalReplica;
 use suite::{Progress, Suite, Wasms};
 use task_manager_api::{
-    ChatMessage, GenerateRequest, InitArgs, JobInfo, JobStatus, Prompt, Quota, Sampling,
+    ChatMessage, ConfigUpdate, GenerateRequest, InitArgs, JobInfo, JobStatus, Prompt, Quota, Role,
+    Sampling,
 };
 use worker_api::status::WorkerStatus;
 
@@ -112,6 +113,11 @@ fn deploy(args: &DeployArgs) -> Result<Deployed> {
         wasms,
         InitArgs {
             default_quota: Some(quota),
+            // The one local user starts with a full bucket.
+            config: Some(ConfigUpdate {
+                new_user_tokens: Some(quota.capacity),
+                ..Default::default()
+            }),
         },
     )?;
     let n = manifest.stages.len() * args.pipelines as usize;
@@ -254,13 +260,13 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         .system
         .iter()
         .map(|s| ChatMessage {
-            role: "system".into(),
+            role: Role::System,
             content: s.clone(),
         })
         .collect();
     args.conversation.converse(|message| {
         history.push(ChatMessage {
-            role: "user".into(),
+            role: Role::User,
             content: message,
         });
         let request = GenerateRequest {
@@ -276,7 +282,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
         let info = run_job(&mut d.suite, &request)?;
         report_job(&info, started.elapsed().as_secs_f64());
         history.push(ChatMessage {
-            role: "assistant".into(),
+            role: Role::Assistant,
             content: info.text,
         });
         Ok(())
@@ -317,7 +323,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let request = GenerateRequest {
         model: d.model.clone(),
         prompt: Prompt::Chat(vec![ChatMessage {
-            role: "user".into(),
+            role: Role::User,
             content: args.question.clone(),
         }]),
         max_new_tokens: args.tokens,

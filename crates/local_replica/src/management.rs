@@ -709,7 +709,10 @@ impl LocalReplica {
                 }
                 encode(&())
             })),
-            "raw_rand" => done(self.next_random().and_then(|bytes| encode(&serde_bytes::ByteBuf::from(bytes)))),
+            "raw_rand" => done(self.next_random().and_then(|bytes| {
+                self.random_answers.push((sender, bytes.clone()));
+                encode(&serde_bytes::ByteBuf::from(bytes))
+            })),
             other => done(Err(Reject::new(
                 ErrorCode::UnknownManagementMessage,
                 format!("Management canister has no method '{other}'"),

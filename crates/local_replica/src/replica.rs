@@ -209,6 +209,9 @@ pub struct LocalReplica {
     logs: Vec<LogRecord>,
     pub(crate) seed: [u8; 32],
     pub(crate) rand_counter: u64,
+    /// Each `raw_rand` answer and who asked, in order (tests check what
+    /// canisters did with them).
+    pub(crate) random_answers: Vec<(Principal, Vec<u8>)>,
     root_key: Arc<Vec<u8>>,
     pub(crate) default_cycles: u128,
     cache_dir: Option<std::path::PathBuf>,
@@ -261,6 +264,7 @@ impl LocalReplica {
             logs: Vec::new(),
             seed,
             rand_counter: 0,
+            random_answers: Vec::new(),
             root_key: Arc::new(root_key),
             default_cycles: config.default_cycles,
             cache_dir: config.cache_dir,
@@ -2148,6 +2152,11 @@ impl LocalReplica {
             .iter()
             .filter(|l| l.canister == canister)
             .collect()
+    }
+
+    /// Every `raw_rand` answer so far, with the canister that asked.
+    pub fn raw_rand_answers(&self) -> &[(Principal, Vec<u8>)] {
+        &self.random_answers
     }
 
     pub fn canister_exists(&self, canister: Principal) -> bool {

@@ -28,18 +28,24 @@ use model_format::Manifest;
 use serde_bytes::ByteBuf;
 use task_manager_api::create_model::CreateModelArgs;
 use task_manager_api::deploy_model::DeployModelArgs;
+use task_manager_api::job::JobArgs;
+use task_manager_api::missing_chunks::{MissingChunksArgs, MissingChunksPage};
+use task_manager_api::pipelines::PipelinesPage;
 use task_manager_api::upload_chunk::{UploadChunkArgs, UploadProgress};
+use task_manager_api::workers::WorkersPage;
 use task_manager_api::{
-    ChunkRef, Error as TmError, GenerateRequest, InitArgs, JobInfo, ModelFile, ModelInfo,
-    PipelineInfo, UserProfile, WorkerInfo,
+    AdminError, ChunkRef, GenerateRequest, InitArgs, JobInfo, ModelFile, ModelInfo, PageArgs,
+    PipelineInfo, UserError, UserProfile, WorkerInfo,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     #[error("replica: {0}")]
     Replica(#[from] local_replica::Error),
-    #[error("task manager: {0}")]
-    TaskManager(#[from] TmError),
+    #[error("task manager: {0:?}")]
+    User(#[from] UserError),
+    #[error("task manager: {0:?}")]
+    Admin(#[from] AdminError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -160,28 +166,67 @@ impl Suite {
         })
     }
 
-    /// An update call to the task manager whose answer is a `Result`.
+    /// An update call to the task manager whose answer is a result with
+    /// error `E` (a `variant { Ok; Err }` decodes as a Rust `Result`).
+    pub fn update_as<E, A, R>(&mut self, sender: Principal, method: &str, arg: &A) -> Result<R>
+    where
+        E: CandidType + for<'de> Deserialize<'de> + Into<SuiteError>,
+        A: CandidType,
+        R: CandidType + for<'de> Deserialize<'de>,
+    {
+        let r: std::result::Result<R, E> =
+            self.ic.update_one(self.task_manager, sender, method, arg)?;
+        r.map_err(Into::into)
+    }
+
+    /// A query to the task manager whose answer is a result with error `E`.
+    pub fn query_as<E, A, R>(&mut self, sender: Principal, method: &str, arg: &A) -> Result<R>
+    where
+        E: CandidType + for<'de> Deserialize<'de> + Into<SuiteError>,
+        A: CandidType,
+        R: CandidType + for<'de> Deserialize<'de>,
+    {
+        let r: std::result::Result<R, E> =
+            self.ic.query_one(self.task_manager, sender, method, arg)?;
+        r.map_err(Into::into)
+    }
+
+    /// A controller's update (its answer's error is an [`AdminError`]).
+    pub fn admin<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
+        &mut self,
+        method: &str,
+        arg: &A,
+    ) -> Result<R> {
+        self.update_as::<AdminError, _, _>(controller(), method, arg)
+    }
+
+    /// A controller's query.
+    pub fn admin_query<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
+        &mut self,
+        method: &str,
+        arg: &A,
+    ) -> Result<R> {
+        self.query_as::<AdminError, _, _>(controller(), method, arg)
+    }
+
+    /// A user's update (its answer's error is a [`UserError`]).
     pub fn update<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
         &mut self,
         sender: Principal,
         method: &str,
         arg: &A,
     ) -> Result<R> {
-        let r: std::result::Result<R, TmError> =
-            self.ic.update_one(self.task_manager, sender, method, arg)?;
-        Ok(r?)
+        self.update_as::<UserError, _, _>(sender, method, arg)
     }
 
-    /// A query to the task manager whose answer is a `Result`.
+    /// A user's query.
     pub fn query<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
         &mut self,
         sender: Principal,
         method: &str,
         arg: &A,
     ) -> Result<R> {
-        let r: std::result::Result<R, TmError> =
-            self.ic.query_one(self.task_manager, sender, method, arg)?;
-        Ok(r?)
+        self.query_as::<UserError, _, _>(sender, method, arg)
     }
 
     /// Creates `n` worker canisters (controlled by [`controller`]),
@@ -201,7 +246,7 @@ impl Suite {
                 self.worker_wasm.clone(),
                 arg.clone(),
             )?;
-            let _: WorkerInfo = self.update(controller(), "add_worker", &id)?;
+            let _: WorkerInfo = self.admin("add_worker", &id)?;
             out.push(id);
         }
         Ok(out)
@@ -215,14 +260,29 @@ impl Suite {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ModelInfo> {
         let manifest_json = read_model_file(dir, "manifest.json")?;
-        let info: ModelInfo = self.update(
-            controller(),
+        let info: ModelInfo = self.admin(
             "create_model",
             &CreateModelArgs {
                 manifest_json: ByteBuf::from(manifest_json),
             },
         )?;
-        let missing: Vec<ChunkRef> = self.query(controller(), "missing_chunks", &info.name)?;
+        let mut missing: Vec<ChunkRef> = Vec::new();
+        loop {
+            let page: MissingChunksPage = self.admin_query(
+                "missing_chunks",
+                &MissingChunksArgs {
+                    model: info.name.clone(),
+                    start: missing.len() as u64,
+                    length: PageArgs::MAX_LENGTH,
+                },
+            )?;
+            let done = page.chunks.is_empty()
+                || missing.len() as u64 + page.chunks.len() as u64 >= page.total;
+            missing.extend(page.chunks);
+            if done {
+                break;
+            }
+        }
         let chunks: Vec<_> = model_chunks(dir)?
             .into_iter()
             .filter(|(c, _)| missing.contains(c))
@@ -236,11 +296,8 @@ impl Suite {
         progress(p);
         for (chunk, bytes) in chunks {
             let n = bytes.len() as u64;
-            let done: UploadProgress = self.update(
-                controller(),
-                "upload_chunk",
-                &UploadChunkArgs { chunk, bytes },
-            )?;
+            let done: UploadProgress =
+                self.admin("upload_chunk", &UploadChunkArgs { chunk, bytes })?;
             p.chunks_done = done.chunks_present;
             p.bytes_done += n;
             progress(p);
@@ -254,8 +311,7 @@ impl Suite {
     /// Deploys `model` on `pipelines` pipelines and runs until the workers
     /// have loaded their stages (or failed to).
     pub fn deploy(&mut self, model: &str, pipelines: u32) -> Result<Vec<PipelineInfo>> {
-        let _: Vec<PipelineInfo> = self.update(
-            controller(),
+        let _: Vec<PipelineInfo> = self.admin(
             "deploy_model",
             &DeployModelArgs {
                 model: model.to_string(),
@@ -267,11 +323,13 @@ impl Suite {
     }
 
     pub fn pipelines(&mut self) -> Result<Vec<PipelineInfo>> {
-        self.query(controller(), "pipelines", &())
+        let page: PipelinesPage = self.query(controller(), "pipelines", &PageArgs::FIRST)?;
+        Ok(page.pipelines)
     }
 
     pub fn workers(&mut self) -> Result<Vec<WorkerInfo>> {
-        self.query(controller(), "workers", &())
+        let page: WorkersPage = self.admin_query("workers", &PageArgs::FIRST)?;
+        Ok(page.workers)
     }
 
     pub fn register(&mut self, user: Principal) -> Result<UserProfile> {
@@ -287,7 +345,14 @@ impl Suite {
     }
 
     pub fn job(&mut self, user: Principal, job: u64) -> Result<JobInfo> {
-        self.query(user, "job", &job)
+        self.query(
+            user,
+            "job",
+            &JobArgs {
+                job,
+                from_token: None,
+            },
+        )
     }
 
     /// The workers' states, traps and the costliest execution: what to

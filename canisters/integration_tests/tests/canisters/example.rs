@@ -1,12 +1,16 @@
 //! Another canister using the suite over candid: the example caller
 //! (`canisters/examples/caller`) asks with `generate_and_wait`, and starts
 //! a job with `generate` then polls `job`. Installed without an argument it
-//! says how to configure it, and works once configured.
+//! says how to configure it, and works once configured. It spends its own
+//! bucket at the task manager only for its controllers and the principals
+//! they allow, whether they send ingress or call it from a canister.
 
-use candid::{encode_args, encode_one, CandidType, Deserialize, Principal};
+use candid::{decode_one, encode_args, encode_one, CandidType, Deserialize, Principal};
 use integration_tests::{controller, principal, wasm, Env};
+use local_replica::{Error, ErrorCode};
 use task_manager_api::{
-    ChatMessage, GenerateRequest, InitArgs as TmInitArgs, JobInfo, JobStatus, Prompt, Sampling,
+    ChatMessage, GenerateRequest, InitArgs as TmInitArgs, JobInfo, JobStatus, Prompt, Role,
+    Sampling, UserError as TmUserError,
 };
 
 use crate::generation::{deployed, engine_output, MODEL};
@@ -32,6 +36,42 @@ struct Config {
     model: String,
 }
 
+/// The example's `ExampleError`.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+enum ExampleError {
+    NotAllowed { caller: Principal },
+    NotConfigured { message: String },
+    TaskManagerRefused { method: String, error: TmUserError },
+    CallFailed { method: String, message: String },
+}
+
+/// The example's `AdminError`.
+#[derive(CandidType, Deserialize, Debug, PartialEq, Eq)]
+enum AdminError {
+    NotController { caller: Principal },
+    AllowListFull { max: u32 },
+    AnonymousPrincipal,
+}
+
+/// The model the task manager said it does not know.
+fn unknown_model(e: ExampleError) -> String {
+    match e {
+        ExampleError::TaskManagerRefused {
+            error: TmUserError::UnknownModel { model },
+            ..
+        } => model,
+        other => panic!("expected the task manager's UnknownModel, got {other:?}"),
+    }
+}
+
+/// The message of `NotConfigured`.
+fn not_configured(e: ExampleError) -> String {
+    match e {
+        ExampleError::NotConfigured { message } => message,
+        other => panic!("expected NotConfigured, got {other:?}"),
+    }
+}
+
 /// What the engine answers to `question` as the example asks it.
 fn expected_answer(dir: &str, question: &str, max_new_tokens: u32) -> String {
     engine_output(
@@ -39,7 +79,7 @@ fn expected_answer(dir: &str, question: &str, max_new_tokens: u32) -> String {
         &GenerateRequest {
             model: MODEL.into(),
             prompt: Prompt::Chat(vec![ChatMessage {
-                role: "user".into(),
+                role: Role::User,
                 content: question.into(),
             }]),
             max_new_tokens,
@@ -59,18 +99,48 @@ fn install_example(env: &mut Env, arg: Vec<u8>) -> Principal {
     example
 }
 
-fn ask(env: &mut Env, example: Principal, question: &str) -> Result<String, String> {
-    let (answer,): (Result<String, String>,) = env
-        .ic
-        .update(example, principal(42), "ask", (question.to_string(), 12u32))
-        .unwrap();
-    answer
+/// `ask` as ingress from `sender`.
+fn ask_as(
+    env: &mut Env,
+    example: Principal,
+    sender: Principal,
+    question: &str,
+) -> Result<Result<String, ExampleError>, Error> {
+    env.ic
+        .update(example, sender, "ask", (question.to_string(), 12u32))
+        .map(|(answer,)| answer)
 }
 
-fn config(env: &mut Env, example: Principal) -> Result<Config, String> {
+/// `ask` from a controller.
+fn ask(env: &mut Env, example: Principal, question: &str) -> Result<String, ExampleError> {
+    ask_as(env, example, controller(), question).unwrap()
+}
+
+fn config(env: &mut Env, example: Principal) -> Result<Config, ExampleError> {
     env.ic
         .query_one(example, principal(42), "config", &())
         .unwrap()
+}
+
+/// `configure`, `allow` or `disallow` as ingress from a controller.
+fn admin<A: CandidType>(env: &mut Env, example: Principal, method: &str, arg: &A) {
+    let r: Result<(), AdminError> = env
+        .ic
+        .update_one(example, controller(), method, arg)
+        .unwrap();
+    r.unwrap_or_else(|e| panic!("{method}: {e:?}"));
+}
+
+/// Asserts that `inspect_message` refused an ingress message.
+fn assert_refused_at_inspect(result: Result<impl std::fmt::Debug, Error>) {
+    match result {
+        Err(Error::Rejected(reject)) => assert_eq!(
+            reject.error_code,
+            Some(ErrorCode::CanisterRejectedMessage),
+            "{reject}"
+        ),
+        other => panic!("expected a refusal by inspect_message, got {other:?}"),
+    }
 }
 
 #[test]
@@ -85,16 +155,18 @@ fn another_canister_asks_over_candid() {
 
     let question = "Hello there";
     let expected = expected_answer("tiny-llama/stages-1", question, 12);
-    let user = principal(42);
     assert_eq!(ask(&mut env, example, question).unwrap(), expected);
 
-    let (job,): (Result<u64, String>,) = env
+    // A principal a controller let in starts and polls as well.
+    let user = principal(42);
+    admin(&mut env, example, "allow", &user);
+    let (job,): (Result<u64, ExampleError>,) = env
         .ic
         .update(example, user, "start", (question.to_string(), 12u32))
         .unwrap();
     let job = job.unwrap();
     let info = loop {
-        let (info,): (Result<JobInfo, String>,) =
+        let (info,): (Result<JobInfo, ExampleError>,) =
             env.ic.update(example, user, "poll", (job,)).unwrap();
         let info = info.unwrap();
         if info.status.is_final() {
@@ -111,9 +183,7 @@ fn another_canister_asks_over_candid() {
 fn without_an_argument_it_says_how_to_configure() {
     // A task manager with no workers: enough to see where the example's
     // calls go.
-    let mut env = Env::new(TmInitArgs {
-        default_quota: None,
-    });
+    let mut env = Env::new(TmInitArgs::default());
     // No argument at all, `()` (what icp-cli sends) and `(null)` (what dfx
     // sends for an `opt` init argument): each installs, and each method
     // says what is missing. The local replica sets no canister environment
@@ -125,46 +195,43 @@ fn without_an_argument_it_says_how_to_configure() {
         encode_one(None::<InitArgs>).unwrap(),
     ] {
         let example = install_example(&mut env, arg);
-        let e = config(&mut env, example).unwrap_err();
+        let e = not_configured(config(&mut env, example).unwrap_err());
         assert!(
             e.starts_with(
                 "no task manager configured: deploy with (opt record { task_manager = opt principal"
             ),
             "{e}"
         );
-        let e = ask(&mut env, example, "Hello there").unwrap_err();
+        let e = not_configured(ask(&mut env, example, "Hello there").unwrap_err());
         assert!(e.starts_with("no task manager configured"), "{e}");
-        let (started,): (Result<u64, String>,) = env
+        let (started,): (Result<u64, ExampleError>,) = env
             .ic
-            .update(example, principal(42), "start", ("Hi".to_string(), 4u32))
+            .update(example, controller(), "start", ("Hi".to_string(), 4u32))
             .unwrap();
-        assert!(started
-            .unwrap_err()
-            .starts_with("no task manager configured"));
+        let e = not_configured(started.unwrap_err());
+        assert!(e.starts_with("no task manager configured"), "{e}");
         examples.push(example);
     }
     let example = examples[0];
 
-    // Only a controller configures it.
+    // Only a controller configures it: others are refused at
+    // inspect_message (a canister's call gets `NotController`, see
+    // `only_controllers_and_allowed_principals_make_it_spend`).
     let tm = InitArgs {
         task_manager: Some(env.task_manager),
         model: None,
     };
-    let refused = env
-        .ic
-        .update_one::<_, ()>(example, principal(42), "configure", &tm)
-        .unwrap_err();
-    assert!(
-        refused.to_string().contains("only a controller"),
-        "{refused}"
-    );
+    assert_refused_at_inspect(env.ic.update_one::<_, Result<(), AdminError>>(
+        example,
+        principal(42),
+        "configure",
+        &tm,
+    ));
     assert!(config(&mut env, example).is_err());
 
     // The task manager alone: the model is the default one, which this
     // task manager does not have (its answer, so the call reached it).
-    env.ic
-        .update_one::<_, ()>(example, controller(), "configure", &tm)
-        .unwrap();
+    admin(&mut env, example, "configure", &tm);
     assert_eq!(
         config(&mut env, example).unwrap(),
         Config {
@@ -174,16 +241,14 @@ fn without_an_argument_it_says_how_to_configure() {
         }
     );
     let e = ask(&mut env, example, "Hello there").unwrap_err();
-    assert!(e.contains("\"smollm2-135m-instruct\""), "{e}");
+    assert_eq!(unknown_model(e), "smollm2-135m-instruct");
 
     // The model too; an upgrade without an argument keeps both.
     let model = InitArgs {
         task_manager: None,
         model: Some(MODEL.into()),
     };
-    env.ic
-        .update_one::<_, ()>(example, controller(), "configure", &model)
-        .unwrap();
+    admin(&mut env, example, "configure", &model);
     env.ic
         .upgrade_canister(controller(), example, wasm("example_caller"), Vec::new())
         .unwrap();
@@ -191,7 +256,7 @@ fn without_an_argument_it_says_how_to_configure() {
     assert_eq!(after.task_manager, env.task_manager);
     assert_eq!(after.model, MODEL);
     let e = ask(&mut env, example, "Hello there").unwrap_err();
-    assert!(e.contains("\"tiny-llama\""), "{e}");
+    assert_eq!(unknown_model(e), MODEL);
 }
 
 #[test]
@@ -202,14 +267,152 @@ fn configured_after_install_it_answers() {
         task_manager: Some(env.task_manager),
         model: Some(MODEL.into()),
     };
-    env.ic
-        .update_one::<_, ()>(example, controller(), "configure", &args)
-        .unwrap();
+    admin(&mut env, example, "configure", &args);
     let question = "Hello there";
     assert_eq!(
         ask(&mut env, example, question).unwrap(),
         expected_answer("tiny-llama/stages-1", question, 12)
     );
+}
+
+/// A canister that is not a controller of the example: the tests' WAT
+/// proxy, which forwards any call. Its calls never pass the example's
+/// `inspect_message`, so what it gets is the method's own answer.
+fn install_relay(env: &mut Env) -> Principal {
+    env.install_test_canister(integration_tests::test_canisters::PROXY)
+}
+
+/// `method` of the example called by the relay canister, and its answer.
+fn relayed<A: candid::utils::ArgumentEncoder, R: CandidType + for<'de> Deserialize<'de>>(
+    env: &mut Env,
+    relay: Principal,
+    example: Principal,
+    method: &str,
+    args: A,
+) -> R {
+    let bytes = env
+        .call_from(relay, example, method, encode_args(args).unwrap())
+        .unwrap_or_else(|e| panic!("{method} through the relay: {e}"));
+    decode_one(&bytes).unwrap()
+}
+
+/// Tokens in the example's bucket at the task manager.
+fn example_tokens(env: &mut Env, example: Principal) -> u64 {
+    let tm = env.task_manager;
+    let profile: task_manager_api::user::Response = env
+        .ic
+        .query_one(tm, controller(), "user", &example)
+        .unwrap();
+    profile.into_result().unwrap().tokens_available
+}
+
+#[test]
+fn only_controllers_and_allowed_principals_make_it_spend() {
+    let mut env = deployed(1, 1, None);
+    let arg = encode_one(Some(InitArgs {
+        task_manager: Some(env.task_manager),
+        model: Some(MODEL.into()),
+    }))
+    .unwrap();
+    let example = install_example(&mut env, arg);
+    let question = "Hello there";
+    let expected = expected_answer("tiny-llama/stages-1", question, 12);
+
+    // A controller asks: the example registers and spends its bucket.
+    assert_eq!(ask(&mut env, example, question).unwrap(), expected);
+    let tokens = example_tokens(&mut env, example);
+
+    // A canister that is neither a controller nor allowed gets the
+    // method's own refusal, for every spending method and every admin one;
+    // a principal's ingress is refused before the example pays for it.
+    let relay = install_relay(&mut env);
+    let alice = principal(42);
+    let not_allowed = ExampleError::NotAllowed { caller: relay };
+    let asked: Result<String, ExampleError> =
+        relayed(&mut env, relay, example, "ask", (question, 12u32));
+    assert_eq!(asked, Err(not_allowed.clone()));
+    let started: Result<u64, ExampleError> =
+        relayed(&mut env, relay, example, "start", (question, 12u32));
+    assert_eq!(started, Err(not_allowed.clone()));
+    let polled: Result<JobInfo, ExampleError> = relayed(&mut env, relay, example, "poll", (0u64,));
+    assert_eq!(polled, Err(not_allowed));
+    assert_refused_at_inspect(ask_as(&mut env, example, alice, question));
+    assert_refused_at_inspect(env.ic.update::<_, (Result<u64, ExampleError>,)>(
+        example,
+        alice,
+        "start",
+        (question, 12u32),
+    ));
+    let not_controller = Err(AdminError::NotController { caller: relay });
+    for method in ["allow", "disallow"] {
+        let r: Result<(), AdminError> = relayed(&mut env, relay, example, method, (relay,));
+        assert_eq!(r, not_controller, "{method}");
+    }
+    let r: Result<(), AdminError> = relayed(
+        &mut env,
+        relay,
+        example,
+        "configure",
+        (InitArgs::default(),),
+    );
+    assert_eq!(r, not_controller);
+    let listed: Result<Vec<Principal>, AdminError> =
+        env.ic.query_one(example, alice, "allowed", &()).unwrap();
+    assert_eq!(listed, Err(AdminError::NotController { caller: alice }));
+    // Its bucket is untouched (time stands still in the local replica).
+    assert_eq!(example_tokens(&mut env, example), tokens);
+
+    // Once a controller allows them, both make it spend.
+    admin(&mut env, example, "allow", &relay);
+    admin(&mut env, example, "allow", &alice);
+    let r: Result<(), AdminError> = env
+        .ic
+        .update_one(example, controller(), "allow", &Principal::anonymous())
+        .unwrap();
+    assert_eq!(r, Err(AdminError::AnonymousPrincipal));
+    let asked: Result<String, ExampleError> =
+        relayed(&mut env, relay, example, "ask", (question, 12u32));
+    assert_eq!(asked.unwrap(), expected);
+    let after_relay = example_tokens(&mut env, example);
+    assert!(after_relay < tokens, "{after_relay} >= {tokens}");
+    assert_eq!(
+        ask_as(&mut env, example, alice, question).unwrap(),
+        Ok(expected.clone())
+    );
+    assert!(example_tokens(&mut env, example) < after_relay);
+    // Allowed to spend is not allowed to manage.
+    let r: Result<(), AdminError> = relayed(&mut env, relay, example, "allow", (principal(43),));
+    assert_eq!(r, not_controller);
+
+    // The allow list survives an upgrade.
+    let mut both = vec![relay, alice];
+    both.sort();
+    let listed: Result<Vec<Principal>, AdminError> = env
+        .ic
+        .query_one(example, controller(), "allowed", &())
+        .unwrap();
+    assert_eq!(listed, Ok(both.clone()));
+    env.ic
+        .upgrade_canister(controller(), example, wasm("example_caller"), Vec::new())
+        .unwrap();
+    let listed: Result<Vec<Principal>, AdminError> = env
+        .ic
+        .query_one(example, controller(), "allowed", &())
+        .unwrap();
+    assert_eq!(listed, Ok(both));
+    let asked: Result<String, ExampleError> =
+        relayed(&mut env, relay, example, "ask", (question, 12u32));
+    assert_eq!(asked.unwrap(), expected);
+
+    // Taken off the list, the relay is refused again, its ingress too.
+    admin(&mut env, example, "disallow", &relay);
+    admin(&mut env, example, "disallow", &alice);
+    let tokens = example_tokens(&mut env, example);
+    let asked: Result<String, ExampleError> =
+        relayed(&mut env, relay, example, "ask", (question, 12u32));
+    assert_eq!(asked, Err(ExampleError::NotAllowed { caller: relay }));
+    assert_refused_at_inspect(ask_as(&mut env, example, alice, question));
+    assert_eq!(example_tokens(&mut env, example), tokens);
 }
 
 /// What `icp deploy` does: it sets `PUBLIC_CANISTER_ID:task_manager` in the
@@ -219,9 +422,7 @@ fn with_icp_cli_it_finds_the_task_manager_in_its_environment() {
     use local_replica::management::{
         CanisterSettings, EnvironmentVariable, ProvisionalCreateCanisterArgs,
     };
-    let mut env = Env::new(TmInitArgs {
-        default_quota: None,
-    });
+    let mut env = Env::new(TmInitArgs::default());
     let tm = env.suite.task_manager;
     let example = env
         .ic

@@ -7,8 +7,8 @@ use candid::Principal;
 use integration_tests::{controller, principal, request, workspace, Env};
 use local_replica::Error as ReplicaError;
 use task_manager_api::{
-    Error as TmError, FinishReason, GenerateRequest, InitArgs, JobStatus, Prompt, Quota, Sampling,
-    WorkerState,
+    AdminError, ConfigUpdate, FinishReason, GenerateRequest, InitArgs, JobStatus, Prompt, Quota,
+    Role, Sampling, UserError, WorkerState,
 };
 
 pub const MODEL: &str = "tiny-llama";
@@ -23,7 +23,7 @@ pub fn engine_output(dir: &str, req: &GenerateRequest) -> engine::Output {
         Prompt::Chat(m) => {
             let m: Vec<engine::ChatMessage> = m
                 .iter()
-                .map(|m| engine::ChatMessage::new(&m.role, &m.content))
+                .map(|m| engine::ChatMessage::new(m.role.as_str(), &m.content))
                 .collect();
             tokenizer.encode_chat(&m, true).unwrap()
         }
@@ -55,6 +55,11 @@ pub fn sampled() -> Sampling {
 pub fn deployed(stages: u32, pipelines: u32, quota: Option<Quota>) -> Env {
     let mut env = Env::new(InitArgs {
         default_quota: quota,
+        // Users start with a full bucket (the balances below count from it).
+        config: Some(ConfigUpdate {
+            new_user_tokens: Some(Quota::MAX_CAPACITY),
+            ..Default::default()
+        }),
     });
     env.add_workers((stages * pipelines) as usize);
     env.upload_model(&format!("tiny-llama/stages-{stages}"));
@@ -100,9 +105,14 @@ fn one_and_two_stage_deployments_stream_the_engines_tokens() {
             expected.tokens.len() - 1
         );
         assert!(instructions.decode > 0 && instructions.max_message > 0);
-        // The reservation was `max_new_tokens`; the unused part came back.
+        // The reservation was the prompt's bound plus `max_new_tokens`;
+        // what the job used (its prompt and generated tokens) was kept,
+        // the rest came back.
         let after = env.whoami(alice).tokens_available;
-        assert_eq!(before - after, info.generated_tokens as u64);
+        assert_eq!(
+            before - after,
+            u64::from(info.prompt_tokens) + u64::from(info.generated_tokens)
+        );
         assert_eq!(info.pipeline, Some(0));
         tokens.push(info.tokens);
     }
@@ -116,7 +126,7 @@ fn chat_prompts_and_stop_sequences_match_the_engine() {
     env.register(bob);
     let mut req = request(MODEL, "", 20, Sampling::default(), 0);
     req.prompt = Prompt::Chat(vec![task_manager_api::ChatMessage {
-        role: "user".into(),
+        role: Role::User,
         content: "Hello there".into(),
     }]);
     let expected = engine_output("tiny-llama/stages-1", &req);
@@ -153,18 +163,23 @@ fn the_rate_limit_exhausts_and_refills_with_time() {
         1,
         1,
         Some(Quota {
-            capacity: 40,
+            capacity: 100,
             refill_per_sec: 2,
         }),
     );
     let carol = principal(3);
     env.register(carol);
-    // Greedy and long enough that the tiny model does not stop early.
-    let req = request(MODEL, "Once upon a time", 30, Sampling::default(), 0);
+    // Greedy and long enough that the tiny model does not stop early. It
+    // reserves its prompt's bound (16 bytes and 2 special tokens) and its
+    // 30 new tokens.
+    let prompt = "Once upon a time";
+    let reserved = prompt.len() as u64 + 2 + 30;
+    let req = request(MODEL, prompt, 30, Sampling::default(), 0);
     let job = env.generate(carol, &req).unwrap();
-    assert_eq!(env.whoami(carol).tokens_available, 10);
-    let refused = env.generate(carol, &request(MODEL, "Hi", 20, Sampling::default(), 0));
-    let Err(TmError::RateLimited {
+    assert_eq!(env.whoami(carol).tokens_available, 100 - reserved);
+    let big = request(MODEL, "Hi", 60, Sampling::default(), 0);
+    let refused = env.generate(carol, &big);
+    let Err(UserError::RateLimited {
         retry_after_secs,
         requested,
         available,
@@ -172,20 +187,22 @@ fn the_rate_limit_exhausts_and_refills_with_time() {
     else {
         panic!("expected RateLimited, got {refused:?}");
     };
-    assert_eq!((requested, available, retry_after_secs), (20, 10, 5));
+    assert_eq!(
+        (requested, available, retry_after_secs),
+        (64, 100 - reserved, 6)
+    );
     let (info, _) = env.wait_job(carol, job);
-    let refund = 30 - info.generated_tokens as u64;
-    assert_eq!(env.whoami(carol).tokens_available, 10 + refund);
+    let used = u64::from(info.prompt_tokens) + u64::from(info.generated_tokens);
+    assert!(used < reserved);
+    assert_eq!(env.whoami(carol).tokens_available, 100 - used);
     env.ic.advance_time(std::time::Duration::from_secs(5));
-    assert_eq!(env.whoami(carol).tokens_available, (20 + refund).min(40));
-    let job = env
-        .generate(carol, &request(MODEL, "Hi", 20, Sampling::default(), 0))
-        .unwrap();
+    assert_eq!(env.whoami(carol).tokens_available, (110 - used).min(100));
+    let job = env.generate(carol, &big).unwrap();
     env.wait_job(carol, job);
 }
 
 /// What a refused request's error must look like.
-type Expected = fn(&TmError) -> bool;
+type Expected = fn(&UserError) -> bool;
 
 #[test]
 fn bad_requests_are_refused_with_typed_errors_and_no_state_change() {
@@ -195,7 +212,7 @@ fn bad_requests_are_refused_with_typed_errors_and_no_state_change() {
     // Not registered, or anonymous: refused at inspect_message (ingress)
     // before it costs cycles.
     for who in [dave, Principal::anonymous()] {
-        let r: Result<Result<u64, TmError>, _> = env.call(
+        let r: Result<Result<u64, UserError>, _> = env.call(
             tm,
             who,
             "generate",
@@ -208,17 +225,17 @@ fn bad_requests_are_refused_with_typed_errors_and_no_state_change() {
     let cases: Vec<(GenerateRequest, Expected)> = vec![
         (
             request("no-such-model", "Hi", 4, Sampling::default(), 0),
-            |e| matches!(e, TmError::UnknownModel { .. }),
+            |e| matches!(e, UserError::UnknownModel { .. }),
         ),
         (
             request(MODEL, &"x".repeat(70_000), 4, Sampling::default(), 0),
-            |e| matches!(e, TmError::PromptTooLong { bytes: 70_000, .. }),
+            |e| matches!(e, UserError::PromptTooLong { bytes: 70_000, .. }),
         ),
         (request(MODEL, "Hi", 0, Sampling::default(), 0), |e| {
-            matches!(e, TmError::InvalidRequest { .. })
+            matches!(e, UserError::InvalidRequest { .. })
         }),
         (request(MODEL, "Hi", 100_000, Sampling::default(), 0), |e| {
-            matches!(e, TmError::InvalidRequest { .. })
+            matches!(e, UserError::InvalidRequest { .. })
         }),
         (
             request(
@@ -231,10 +248,10 @@ fn bad_requests_are_refused_with_typed_errors_and_no_state_change() {
                 },
                 0,
             ),
-            |e| matches!(e, TmError::InvalidRequest { .. }),
+            |e| matches!(e, UserError::InvalidRequest { .. }),
         ),
         (request(MODEL, "", 4, Sampling::default(), 0), |e| {
-            matches!(e, TmError::InvalidRequest { .. })
+            matches!(e, UserError::InvalidRequest { .. })
         }),
     ];
     for (req, expected) in cases {
@@ -247,27 +264,33 @@ fn bad_requests_are_refused_with_typed_errors_and_no_state_change() {
         "a refused request reserved tokens"
     );
     // No job was created: the next id is still 0.
-    assert_eq!(env.job(dave, 0), Err(TmError::UnknownJob { job: 0 }));
+    assert_eq!(env.job(dave, 0), Err(UserError::UnknownJob { job: 0 }));
 
     // Too many tokens for the context (the bytes are within the limit):
-    // the driver refuses it; the job fails, fully refunded, and the
-    // pipeline stays healthy.
+    // refused before it is queued, since its bound does not fit (before,
+    // the driver found out after the job had started).
     let long = request(MODEL, &"word ".repeat(600), 4, Sampling::default(), 0);
-    let job = env.generate(dave, &long).unwrap();
-    let (info, _) = env.wait_job(dave, job);
+    let r = env.generate(dave, &long);
     assert!(
-        matches!(&info.status, JobStatus::Failed { reason } if reason.contains("context")),
-        "{info:?}"
+        matches!(r, Err(UserError::PromptTooLong { bytes: 3000, .. })),
+        "{r:?}"
     );
     assert_eq!(env.whoami(dave).tokens_available, before);
-    assert!(env.pipelines()[0].healthy);
 
     // Someone else's job does not exist for you; cancelling a finished one
     // is refused.
-    assert_eq!(env.job(principal(9), job), Err(TmError::UnknownJob { job }));
-    let cancelled: Result<task_manager_api::JobInfo, TmError> =
+    let job = env
+        .generate(dave, &request(MODEL, "Hi", 2, Sampling::default(), 0))
+        .unwrap();
+    env.wait_job(dave, job);
+    assert_eq!(
+        env.job(principal(9), job),
+        Err(UserError::UnknownJob { job })
+    );
+    let cancelled: Result<task_manager_api::JobInfo, UserError> =
         env.call(tm, dave, "cancel", &job).unwrap();
-    assert_eq!(cancelled, Err(TmError::JobFinished { job }));
+    assert_eq!(cancelled, Err(UserError::JobFinished { job }));
+    assert!(env.pipelines()[0].healthy);
 }
 
 #[test]
@@ -278,10 +301,10 @@ fn unauthorized_calls_are_refused() {
     env.register(eve);
     let workers = env.pipelines()[0].workers.clone();
     // Admin methods from a user: refused at inspect_message.
-    let r: Result<Result<task_manager_api::WorkerInfo, TmError>, _> =
+    let r: Result<Result<task_manager_api::WorkerInfo, AdminError>, _> =
         env.call(tm, eve, "add_worker", &principal(77));
     assert!(matches!(r, Err(ReplicaError::Rejected(_))), "{r:?}");
-    let r: Result<Result<Vec<task_manager_api::PipelineInfo>, TmError>, _> = env.call(
+    let r: Result<Result<Vec<task_manager_api::PipelineInfo>, AdminError>, _> = env.call(
         tm,
         eve,
         "deploy_model",
@@ -312,7 +335,7 @@ fn unauthorized_calls_are_refused() {
     }
     // A controller reaching a worker directly still gets a typed refusal
     // for methods that are the worker's own.
-    let r: Result<worker_api::step::Response, _> =
+    let r: Result<Result<worker_api::step::StepReport, worker_api::WorkerError>, _> =
         env.call(workers[0], controller(), "step", &0u64);
     assert!(
         matches!(r, Ok(Err(worker_api::WorkerError::Unauthorized { .. }))),
@@ -329,7 +352,8 @@ fn unauthorized_calls_are_refused() {
         generated_tokens: 99,
         prompt_tokens: 1,
     };
-    let r: Result<(), _> = env.call(tm, controller(), "job_progress", &forged);
+    let r: Result<Result<(), task_manager_api::CallbackError>, _> =
+        env.call(tm, controller(), "job_progress", &forged);
     assert!(matches!(r, Err(ReplicaError::Rejected(_))), "{r:?}");
     assert_ne!(env.job(eve, job).unwrap().text, "forged");
     assert!(env.workers().iter().all(|w| w.state == WorkerState::Ready));

@@ -9,6 +9,13 @@ use task_manager_api::{InitArgs, JobStatus, Quota, Sampling, WorkerState};
 
 use crate::generation::{deployed, engine_output, sampled, MODEL};
 
+/// A quota whose bucket does not refill (balances stay exact while time
+/// passes).
+const NO_REFILL: Quota = Quota {
+    capacity: 10_000,
+    refill_per_sec: 0,
+};
+
 /// Sends `stop_canister` as ingress and ticks until the canister stopped.
 fn stop(env: &mut Env, canister: Principal) {
     let arg = encode_one(CanisterIdRecord {
@@ -44,9 +51,7 @@ fn upgrade_worker(env: &mut Env, worker: Principal) {
 fn upgrade_task_manager(env: &mut Env) {
     let tm = env.task_manager;
     let arg = encode_one(None::<InitArgs>).unwrap();
-    env.ic
-        .upgrade_canister(controller(), tm, wasm("task_manager"), arg)
-        .unwrap();
+    env.upgrade(tm, wasm("task_manager"), arg).unwrap();
 }
 
 /// Ticks until the job shows `tokens` generated tokens.
@@ -64,7 +69,9 @@ fn run_until_tokens(env: &mut Env, user: Principal, job: u64, tokens: u32) {
 
 #[test]
 fn state_survives_upgrades_and_workers_reload_their_stages() {
-    let mut env = deployed(2, 1, None);
+    // No refill: time passes below, and the balance must show exactly
+    // what the jobs were charged.
+    let mut env = deployed(2, 1, Some(NO_REFILL));
     let tm = env.task_manager;
     let alice = principal(1);
     env.register(alice);
@@ -100,8 +107,10 @@ fn state_survives_upgrades_and_workers_reload_their_stages() {
     let (info, _) = env.wait_job(alice, again);
     assert_eq!(info.tokens, expected.tokens);
 
-    // The task manager mid-job: stopping waits for the running job, the
-    // queued one survives the upgrade and runs after it.
+    // The task manager mid-job, stopped then upgraded: it waits on no
+    // worker, so it stops at once; the running job goes on in its driver,
+    // which delivers its end to the new code; the queued one survives the
+    // upgrade and runs after it.
     let running = env.generate(alice, &req).unwrap();
     let queued = env.generate(alice, &req).unwrap();
     run_until_tokens(&mut env, alice, running, 2);
@@ -110,27 +119,61 @@ fn state_survives_upgrades_and_workers_reload_their_stages() {
     upgrade_task_manager(&mut env);
     env.ic.start_canister(controller(), tm).unwrap();
     for job in [running, queued] {
-        let (info, _) = env.wait_job(alice, job);
+        let (info, _) = wait_job_with_time(&mut env, alice, job);
         assert_eq!(info.tokens, expected.tokens, "job {job}");
     }
-    let spent: u64 = [first, again, running, queued]
+
+    // Upgraded without stopping while a job runs: the job goes on and
+    // reports to the new code.
+    let live = env.generate(alice, &req).unwrap();
+    run_until_tokens(&mut env, alice, live, 2);
+    upgrade_task_manager(&mut env);
+    let (info, _) = wait_job_with_time(&mut env, alice, live);
+    assert_eq!(info.tokens, expected.tokens);
+
+    // Each job was charged its prompt and its tokens, nothing more.
+    let spent: u64 = [first, again, running, queued, live]
         .iter()
-        .map(|&j| env.job(alice, j).unwrap().generated_tokens as u64)
+        .map(|&j| {
+            let info = env.job(alice, j).unwrap();
+            u64::from(info.prompt_tokens) + u64::from(info.generated_tokens)
+        })
         .sum();
     let capacity = profile.quota.capacity;
     assert_eq!(env.whoami(alice).tokens_available, capacity - spent);
 }
 
+/// Ticks, and lets time pass a second per round once nothing is due,
+/// until the job has ended (retries wait on timers).
+fn wait_job_with_time(
+    env: &mut Env,
+    user: Principal,
+    job: u64,
+) -> (task_manager_api::JobInfo, Vec<String>) {
+    for _ in 0..2_000 {
+        let info = env.job(user, job).unwrap();
+        if info.status.is_final() {
+            return (info, Vec::new());
+        }
+        env.ic.run_until_idle().unwrap();
+        env.ic.advance_time(std::time::Duration::from_secs(1));
+        env.ic.tick();
+    }
+    panic!("job {job} did not end:\n{}", env.suite.diagnosis());
+}
+
 #[test]
 fn a_worker_stopped_mid_job_fails_the_job_cleanly() {
-    let mut env = deployed(2, 1, None);
+    let mut env = deployed(2, 1, Some(NO_REFILL));
     let bob = principal(2);
     let full = env.register(bob).tokens_available;
     let req = request(MODEL, "Once upon a time", 40, Sampling::default(), 0);
     let expected = engine_output("tiny-llama/stages-1", &req);
     let workers = env.pipelines()[0].workers.clone();
 
+    assert_eq!(full, env.whoami(bob).quota.capacity);
     for (stopped, role) in [(workers[1], "peer"), (workers[0], "driver")] {
+        let before = env.whoami(bob).tokens_available;
         let job = env.generate(bob, &req).unwrap();
         run_until_tokens(&mut env, bob, job, 3);
         stop(&mut env, stopped);
@@ -141,13 +184,21 @@ fn a_worker_stopped_mid_job_fails_the_job_cleanly() {
                 .status,
             local_replica::management::CanisterStatusType::Stopped
         );
-        let (info, _) = env.wait_job(bob, job);
+        // A stopped peer fails the driver's step at once; a stopped driver
+        // sends nothing more, and the task manager's watchdog ends the job.
+        let (info, _) = wait_job_with_time(&mut env, bob, job);
         let JobStatus::Failed { reason } = &info.status else {
             panic!("{role}: expected a failed job, got {info:?}");
         };
-        assert!(reason.contains("stopp"), "{role}: {reason}");
-        // Fully refunded; the worker marked failed, the pipeline unhealthy.
-        assert_eq!(env.whoami(bob).tokens_available, full, "{role}");
+        assert!(
+            reason.contains("stopp") || reason.contains("no report"),
+            "{role}: {reason}"
+        );
+        // What was streamed (the prompt and the tokens) is charged, the
+        // rest refunded; the worker marked failed, the pipeline unhealthy.
+        let charged = u64::from(info.prompt_tokens) + u64::from(info.generated_tokens);
+        assert!(info.generated_tokens >= 3, "{role}: {info:?}");
+        assert_eq!(env.whoami(bob).tokens_available, before - charged, "{role}");
         let state = env
             .workers()
             .into_iter()
@@ -213,7 +264,7 @@ fn fifty_users_on_two_pipelines_all_complete_with_correct_refunds() {
     let mut jobs = Vec::new();
     for (u, req, msg) in messages {
         let reply = env.ic.await_ingress(msg).unwrap();
-        let job: Result<u64, task_manager_api::Error> = candid::decode_one(&reply).unwrap();
+        let job: Result<u64, task_manager_api::UserError> = candid::decode_one(&reply).unwrap();
         jobs.push((u, req, job.unwrap()));
     }
     env.ic.run_until_idle().unwrap();
@@ -227,11 +278,11 @@ fn fifty_users_on_two_pipelines_all_complete_with_correct_refunds() {
             let expected = engine_output("tiny-llama/stages-1", req);
             assert_eq!(info.tokens, expected.tokens, "user {i}");
         }
-        // No time passed: the bucket is down by exactly what was generated.
+        // No time passed: the bucket is down by exactly what was used.
         let available = env.whoami(*u).tokens_available;
         assert_eq!(
             available,
-            quota.capacity - info.generated_tokens as u64,
+            quota.capacity - u64::from(info.prompt_tokens) - u64::from(info.generated_tokens),
             "user {i}"
         );
     }
@@ -248,17 +299,17 @@ fn the_task_manager_spawns_workers_from_the_module_it_stores() {
     use serde_bytes::ByteBuf;
     use task_manager_api::spawn_workers::SpawnWorkersArgs;
     use task_manager_api::upload_worker_wasm::UploadWorkerWasmArgs;
-    use task_manager_api::{Error as TmError, WasmInfo, WorkerInfo};
+    use task_manager_api::{AdminError, WasmInfo, WorkerInfo};
 
     let mut env = Env::new(InitArgs::default());
     let tm = env.task_manager;
     let spawn = SpawnWorkersArgs {
         count: 2,
-        cycles_per_worker: 2_000_000_000_000,
+        cycles_per_worker: candid::Nat::from(2_000_000_000_000u64),
     };
-    let r: Result<Vec<WorkerInfo>, TmError> =
+    let r: Result<Vec<WorkerInfo>, AdminError> =
         env.call(tm, controller(), "spawn_workers", &spawn).unwrap();
-    assert_eq!(r, Err(TmError::NoWorkerWasm));
+    assert_eq!(r, Err(AdminError::NoWorkerWasm));
 
     // The module gzip-compressed, as `scripts/upload_worker.sh` sends it:
     // the IC (and the local replica) installs compressed modules.
@@ -275,18 +326,18 @@ fn the_task_manager_spawns_workers_from_the_module_it_stores() {
             offset: (i * 1024 * 1024) as u64,
             bytes: ByteBuf::from(piece),
         };
-        let r: Result<WasmInfo, TmError> = env
+        let r: Result<WasmInfo, AdminError> = env
             .call(tm, controller(), "upload_worker_wasm", &args)
             .unwrap();
         info = Some(r.unwrap());
     }
     assert_eq!(info.unwrap().size, module.len() as u64);
     // Not a controller: refused before the method runs.
-    let r: Result<Result<Vec<WorkerInfo>, TmError>, _> =
+    let r: Result<Result<Vec<WorkerInfo>, AdminError>, _> =
         env.call(tm, principal(3), "spawn_workers", &spawn);
     assert!(r.is_err());
 
-    let spawned: Result<Vec<WorkerInfo>, TmError> =
+    let spawned: Result<Vec<WorkerInfo>, AdminError> =
         env.call(tm, controller(), "spawn_workers", &spawn).unwrap();
     let spawned = spawned.unwrap();
     assert_eq!(spawned.len(), 2);
@@ -321,7 +372,7 @@ fn a_running_job_is_cancelled_and_a_seedless_one_draws_from_raw_rand() {
     let queued = env.generate(carol, &req).unwrap();
     run_until_tokens(&mut env, carol, running, 3);
     for job in [queued, running] {
-        let r: Result<task_manager_api::JobInfo, task_manager_api::Error> =
+        let r: Result<task_manager_api::JobInfo, task_manager_api::UserError> =
             env.call(tm, carol, "cancel", &job).unwrap();
         r.unwrap();
     }
@@ -339,10 +390,12 @@ fn a_running_job_is_cancelled_and_a_seedless_one_draws_from_raw_rand() {
     );
     assert_eq!(
         env.whoami(carol).tokens_available,
-        full - info.generated_tokens as u64
+        full - u64::from(info.prompt_tokens) - u64::from(info.generated_tokens)
     );
 
-    // Without a seed the task manager takes one from raw_rand.
+    // Without a seed the task manager takes one from raw_rand: the job
+    // records the management canister's answer, and the driver sampled
+    // with it (the engine, seeded so, gives the same tokens).
     let mut seedless = request(MODEL, "Once upon a time", 8, sampled(), 0);
     seedless.seed = None;
     let job = env.generate(carol, &seedless).unwrap();
@@ -351,5 +404,18 @@ fn a_running_job_is_cancelled_and_a_seedless_one_draws_from_raw_rand() {
         matches!(info.status, JobStatus::Completed { .. }),
         "{info:?}"
     );
-    assert!(info.generated_tokens > 0);
+    let seed = info.seed.clone().expect("the job records its seed");
+    let answers: Vec<&Vec<u8>> = env
+        .ic
+        .raw_rand_answers()
+        .iter()
+        .filter(|(who, _)| *who == tm)
+        .map(|(_, bytes)| bytes)
+        .collect();
+    assert_eq!(answers.last().copied(), Some(&seed.to_vec()));
+    seedless.seed = Some(seed);
+    assert_eq!(
+        info.tokens,
+        engine_output("tiny-llama/stages-1", &seedless).tokens
+    );
 }

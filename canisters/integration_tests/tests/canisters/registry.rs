@@ -5,12 +5,14 @@
 use integration_tests::{controller, model_chunks, model_file, principal, Env};
 use serde_bytes::ByteBuf;
 use task_manager_api::create_model::CreateModelArgs;
+use task_manager_api::missing_chunks::{MissingChunksArgs, MissingChunksPage};
+use task_manager_api::models::ModelsPage;
 use task_manager_api::upload_chunk::{UploadChunkArgs, UploadProgress};
-use task_manager_api::{ChunkRef, Error as TmError, InitArgs, ModelFile, ModelInfo};
+use task_manager_api::{AdminError, ChunkRef, InitArgs, ModelFile, ModelInfo, PageArgs, UserError};
 
 const MODEL_DIR: &str = "tiny-llama/stages-2";
 
-fn create(env: &mut Env, manifest: Vec<u8>) -> Result<ModelInfo, TmError> {
+fn create(env: &mut Env, manifest: Vec<u8>) -> Result<ModelInfo, AdminError> {
     let tm = env.task_manager;
     env.ic
         .update_one(
@@ -24,7 +26,7 @@ fn create(env: &mut Env, manifest: Vec<u8>) -> Result<ModelInfo, TmError> {
         .unwrap()
 }
 
-fn upload(env: &mut Env, chunk: &ChunkRef, bytes: &ByteBuf) -> Result<UploadProgress, TmError> {
+fn upload(env: &mut Env, chunk: &ChunkRef, bytes: &ByteBuf) -> Result<UploadProgress, AdminError> {
     let tm = env.task_manager;
     env.ic
         .update_one(
@@ -41,18 +43,35 @@ fn upload(env: &mut Env, chunk: &ChunkRef, bytes: &ByteBuf) -> Result<UploadProg
 
 fn missing(env: &mut Env) -> Vec<ChunkRef> {
     let tm = env.task_manager;
-    let r: Result<Vec<ChunkRef>, TmError> = env
-        .ic
-        .query_one(tm, controller(), "missing_chunks", &"tiny-llama")
-        .unwrap();
-    r.unwrap()
+    // Pages of 3, to page through.
+    let mut all = Vec::new();
+    loop {
+        let args = MissingChunksArgs {
+            model: "tiny-llama".into(),
+            start: all.len() as u64,
+            length: 3,
+        };
+        let r: Result<MissingChunksPage, AdminError> = env
+            .ic
+            .query_one(tm, controller(), "missing_chunks", &args)
+            .unwrap();
+        let page = r.unwrap();
+        let n = page.chunks.len();
+        all.extend(page.chunks);
+        if n < 3 {
+            assert_eq!(all.len() as u64, page.total);
+            return all;
+        }
+    }
 }
 
 fn models(env: &mut Env) -> Vec<ModelInfo> {
     let tm = env.task_manager;
-    let r: Result<Vec<ModelInfo>, TmError> =
-        env.ic.query_one(tm, principal(9), "models", &()).unwrap();
-    r.unwrap()
+    let r: Result<ModelsPage, UserError> = env
+        .ic
+        .query_one(tm, principal(9), "models", &PageArgs::FIRST)
+        .unwrap();
+    r.unwrap().models
 }
 
 #[test]
@@ -71,9 +90,7 @@ fn upload_resume_read_back_and_survive_an_upgrade() {
     }
     let wasm = integration_tests::wasm("task_manager");
     let arg = candid::encode_one(None::<InitArgs>).unwrap();
-    env.ic
-        .upgrade_canister(controller(), tm, wasm, arg)
-        .unwrap();
+    env.upgrade(tm, wasm, arg).unwrap();
     let todo = missing(&mut env);
     assert_eq!(todo.len(), chunks.len() - half);
     for chunk in todo {
@@ -84,7 +101,7 @@ fn upload_resume_read_back_and_survive_an_upgrade() {
     assert!(models(&mut env)[0].complete());
 
     // Anyone reads the manifest and the chunks back, byte for byte.
-    let manifest: Result<ByteBuf, TmError> = env
+    let manifest: Result<ByteBuf, UserError> = env
         .ic
         .query_one(tm, principal(9), "model_manifest", &"tiny-llama")
         .unwrap();
@@ -94,7 +111,7 @@ fn upload_resume_read_back_and_survive_an_upgrade() {
     );
     let mut stage0 = Vec::new();
     for (chunk, bytes) in &chunks {
-        let got: Result<ByteBuf, TmError> = env
+        let got: Result<ByteBuf, UserError> = env
             .ic
             .query_one(tm, principal(9), "model_chunk", chunk)
             .unwrap();
@@ -114,7 +131,7 @@ fn bad_uploads_are_refused_with_typed_errors_and_no_state_change() {
     let manifest = model_file(MODEL_DIR, "manifest.json");
     assert!(matches!(
         create(&mut env, manifest[..manifest.len() / 2].to_vec()),
-        Err(TmError::InvalidManifest { .. })
+        Err(AdminError::InvalidManifest { .. })
     ));
     assert!(models(&mut env).is_empty());
     create(&mut env, manifest).unwrap();
@@ -128,7 +145,7 @@ fn bad_uploads_are_refused_with_typed_errors_and_no_state_change() {
     corrupted[0] ^= 0xff;
     let refused = upload(&mut env, chunk, &ByteBuf::from(corrupted));
     assert!(
-        matches!(refused, Err(TmError::ChunkMismatch { .. })),
+        matches!(refused, Err(AdminError::ChunkMismatch { .. })),
         "{refused:?}"
     );
     let beyond = ChunkRef {
@@ -137,7 +154,7 @@ fn bad_uploads_are_refused_with_typed_errors_and_no_state_change() {
     };
     assert!(matches!(
         upload(&mut env, &beyond, bytes),
-        Err(TmError::UnknownChunk { index: 999, .. })
+        Err(AdminError::UnknownChunk { index: 999, .. })
     ));
     let unknown = ChunkRef {
         model: "no-such-model".into(),
@@ -145,7 +162,7 @@ fn bad_uploads_are_refused_with_typed_errors_and_no_state_change() {
     };
     assert_eq!(
         upload(&mut env, &unknown, bytes),
-        Err(TmError::UnknownModel {
+        Err(AdminError::UnknownModel {
             model: "no-such-model".into()
         })
     );
@@ -156,7 +173,7 @@ fn bad_uploads_are_refused_with_typed_errors_and_no_state_change() {
     );
 
     // Not a controller: refused before the method runs.
-    let by_user = env.ic.update_one::<_, Result<UploadProgress, TmError>>(
+    let by_user = env.ic.update_one::<_, Result<UploadProgress, AdminError>>(
         tm,
         principal(1),
         "upload_chunk",

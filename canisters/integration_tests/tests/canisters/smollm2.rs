@@ -59,7 +59,7 @@ fn smollm2_answers_through_the_canisters_as_the_engine_does() {
     let request = GenerateRequest {
         model: SMOLLM2.into(),
         prompt: Prompt::Chat(vec![ChatMessage {
-            role: "user".into(),
+            role: task_manager_api::Role::User,
             content: "What is the capital of France?".into(),
         }]),
         max_new_tokens: 12,

@@ -3,10 +3,13 @@
 use candid::Principal;
 use integration_tests::{controller, principal, Env};
 use local_replica::{Error, ErrorCode};
-use task_manager_api::{set_user_quota, Config, Error as TmError, InitArgs, Quota, UserProfile};
+use task_manager_api::{
+    set_user_quota, AdminError, Config, InitArgs, Quota, UserError, UserProfile,
+};
 
-type Profile = Result<UserProfile, TmError>;
-type Unit = Result<(), TmError>;
+type Profile = Result<UserProfile, UserError>;
+type AdminProfile = Result<UserProfile, AdminError>;
+type Unit = Result<(), AdminError>;
 
 fn quota(capacity: u64, refill_per_sec: u64) -> Quota {
     Quota {
@@ -34,6 +37,7 @@ fn assert_refused_at_inspect(result: Result<impl std::fmt::Debug, Error>) {
 fn register_whoami_and_quota_admin() {
     let mut env = Env::new(InitArgs {
         default_quota: Some(quota(100, 10)),
+        config: None,
     });
     let tm = env.task_manager;
     let alice = principal(1);
@@ -47,7 +51,7 @@ fn register_whoami_and_quota_admin() {
         &(),
     ));
     let whoami: Profile = env.ic.query_one(tm, alice, "whoami", &()).unwrap();
-    assert_eq!(whoami, Err(TmError::NotRegistered));
+    assert_eq!(whoami, Err(UserError::NotRegistered));
 
     let profile = env
         .ic
@@ -71,8 +75,8 @@ fn register_whoami_and_quota_admin() {
         "set_default_quota",
         &quota(5, 1),
     ));
-    let user: Profile = env.ic.query_one(tm, alice, "user", &alice).unwrap();
-    assert_eq!(user, Err(TmError::NotController));
+    let user: AdminProfile = env.ic.query_one(tm, alice, "user", &alice).unwrap();
+    assert_eq!(user, Err(AdminError::NotController));
 
     let set: Unit = env
         .ic
@@ -91,8 +95,11 @@ fn register_whoami_and_quota_admin() {
         .ic
         .update_one(tm, controller(), "set_default_quota", &quota(0, 0))
         .unwrap();
-    assert!(matches!(bad, Err(TmError::InvalidQuota { .. })), "{bad:?}");
-    let seen: Profile = env.ic.query_one(tm, controller(), "user", &alice).unwrap();
+    assert!(
+        matches!(bad, Err(AdminError::InvalidQuota { .. })),
+        "{bad:?}"
+    );
+    let seen: AdminProfile = env.ic.query_one(tm, controller(), "user", &alice).unwrap();
     let seen = seen.unwrap();
     assert!(seen.quota_is_override);
     assert_eq!(seen.quota, quota(1_000, 100));
@@ -105,7 +112,7 @@ fn register_whoami_and_quota_admin() {
     ban.unwrap();
     assert_refused_at_inspect(env.ic.update_one::<_, Profile>(tm, alice, "register", &()));
     let whoami: Profile = env.ic.query_one(tm, alice, "whoami", &()).unwrap();
-    assert_eq!(whoami, Err(TmError::Banned));
+    assert_eq!(whoami, Err(UserError::Banned));
     let unban: Unit = env
         .ic
         .update_one(tm, controller(), "unban_user", &alice)
@@ -135,11 +142,10 @@ fn users_and_config_survive_upgrades() {
     let wasm = integration_tests::wasm("task_manager");
     let arg = candid::encode_one(Some(InitArgs {
         default_quota: Some(quota(42, 1)),
+        config: None,
     }))
     .unwrap();
-    env.ic
-        .upgrade_canister(controller(), tm, wasm.clone(), arg)
-        .unwrap();
+    env.upgrade(tm, wasm.clone(), arg).unwrap();
 
     let after: Profile = env.ic.query_one(tm, principal(7), "whoami", &()).unwrap();
     let (before, after) = (before.unwrap(), after.unwrap());
@@ -149,21 +155,19 @@ fn users_and_config_survive_upgrades() {
         quota(42, 1),
         "the upgrade argument sets the default"
     );
-    let config: Result<Config, TmError> =
-        env.ic.query_one(tm, principal(7), "config", &()).unwrap();
+    let config: Result<Config, AdminError> =
+        env.ic.query_one(tm, controller(), "config", &()).unwrap();
     assert!(config.unwrap().paused);
 
     // A bad upgrade argument aborts the upgrade and changes nothing.
     let bad = candid::encode_one(Some(InitArgs {
         default_quota: Some(quota(0, 0)),
+        config: None,
     }))
     .unwrap();
-    assert!(env
-        .ic
-        .upgrade_canister(controller(), tm, wasm, bad)
-        .is_err());
-    let config: Result<Config, TmError> =
-        env.ic.query_one(tm, principal(7), "config", &()).unwrap();
+    assert!(env.upgrade(tm, wasm, bad).is_err());
+    let config: Result<Config, AdminError> =
+        env.ic.query_one(tm, controller(), "config", &()).unwrap();
     assert_eq!(config.unwrap().default_quota, quota(42, 1));
     for n in 1..=20 {
         let p: Profile = env.ic.query_one(tm, principal(n), "whoami", &()).unwrap();
@@ -217,7 +221,7 @@ fn oversized_arguments_are_refused_before_the_task_manager_pays_for_them() {
     assert_refused_at_inspect(env.ic.update_call(tm, mallory, "register", padding));
     assert_eq!(balance(&env), before, "the refused message cost cycles");
     let whoami: Profile = env.ic.query_one(tm, mallory, "whoami", &()).unwrap();
-    assert_eq!(whoami, Err(TmError::NotRegistered));
+    assert_eq!(whoami, Err(UserError::NotRegistered));
 
     // A registered user's `generate` with a megabyte of prompt is refused
     // before the method runs, and so is the same padding on `cancel`.
@@ -232,7 +236,7 @@ fn oversized_arguments_are_refused_before_the_task_manager_pays_for_them() {
     let before = balance(&env);
     assert_refused_at_inspect(
         env.ic
-            .update_one::<_, Result<u64, TmError>>(tm, mallory, "generate", &huge),
+            .update_one::<_, Result<u64, UserError>>(tm, mallory, "generate", &huge),
     );
     let padded_cancel =
         candid::encode_args((7u64, serde_bytes::ByteBuf::from(vec![0u8; 100_000]))).unwrap();
@@ -250,9 +254,9 @@ fn oversized_arguments_are_refused_before_the_task_manager_pays_for_them() {
         Sampling::default(),
         0,
     );
-    let r: Result<u64, TmError> = env
+    let r: Result<u64, UserError> = env
         .ic
         .update_one(tm, mallory, "generate", &largest)
         .unwrap();
-    assert!(matches!(r, Err(TmError::UnknownModel { .. })), "{r:?}");
+    assert!(matches!(r, Err(UserError::UnknownModel { .. })), "{r:?}");
 }

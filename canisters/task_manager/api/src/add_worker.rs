@@ -3,7 +3,5 @@
 
 use candid::Principal;
 
-use crate::{Error, WorkerInfo};
-
 pub type Args = Principal;
-pub type Response = Result<WorkerInfo, Error>;
+pub type Response = crate::results::WorkerResult;

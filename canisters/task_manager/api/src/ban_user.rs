@@ -3,7 +3,5 @@
 
 use candid::Principal;
 
-use crate::Error;
-
 pub type Args = Principal;
-pub type Response = Result<(), Error>;
+pub type Response = crate::results::AdminResult;

@@ -2,8 +2,5 @@
 //! once; a running one before its next token. The unused reservation is
 //! refunded.
 
-use crate::{Error, JobInfo};
-
-/// The job id.
 pub type Args = u64;
-pub type Response = Result<JobInfo, Error>;
+pub type Response = crate::results::JobResult;

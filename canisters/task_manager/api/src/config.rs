@@ -1,5 +1,3 @@
 //! `config` (query): the canister-wide settings.
 
-use crate::{Config, Error};
-
-pub type Response = Result<Config, Error>;
+pub type Response = crate::results::ConfigResult;

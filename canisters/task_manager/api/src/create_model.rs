@@ -6,7 +6,7 @@
 use candid::{CandidType, Deserialize};
 use serde_bytes::ByteBuf;
 
-use crate::{Error, ModelInfo};
+use crate::{AdminError, ModelInfo};
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CreateModelArgs {
@@ -15,4 +15,5 @@ pub struct CreateModelArgs {
 }
 
 pub type Args = CreateModelArgs;
-pub type Response = Result<ModelInfo, Error>;
+worker_api::named_result!(CreateModelResult, ModelInfo, AdminError);
+pub type Response = CreateModelResult;

@@ -5,7 +5,7 @@
 
 use candid::{CandidType, Deserialize};
 
-use crate::{Error, PipelineInfo};
+use crate::{AdminError, PipelineInfo};
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct DeployModelArgs {
@@ -14,4 +14,5 @@ pub struct DeployModelArgs {
 }
 
 pub type Args = DeployModelArgs;
-pub type Response = Result<Vec<PipelineInfo>, Error>;
+worker_api::named_result!(DeployModelResult, Vec<PipelineInfo>, AdminError);
+pub type Response = DeployModelResult;

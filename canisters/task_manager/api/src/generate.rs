@@ -2,8 +2,8 @@
 //! its job id. `max_new_tokens` is reserved from the caller's bucket
 //! (`RateLimited` when it holds too few); poll `job` for the text.
 
-use crate::{Error, GenerateRequest};
+use crate::{GenerateRequest, UserError};
 
 pub type Args = GenerateRequest;
-/// The job id.
-pub type Response = Result<u64, Error>;
+worker_api::named_result!(GenerateResult, u64, UserError);
+pub type Response = GenerateResult;

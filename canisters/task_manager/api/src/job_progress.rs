@@ -1,4 +1,4 @@
-//! `job_progress` (update; the driver worker of the job, one-way): the
+//! `job_progress` (update; the driver worker of the job): the
 //! text of a running job so far, after each step. Stale or out-of-order
 //! reports are ignored.
 
@@ -13,4 +13,4 @@ pub struct JobProgress {
 }
 
 pub type Args = JobProgress;
-pub type Response = ();
+pub type Response = crate::callbacks::CallbackResult;

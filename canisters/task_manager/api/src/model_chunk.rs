@@ -1,8 +1,6 @@
 //! `model_chunk` (query, anyone): one stored chunk of a model's file.
 
-use serde_bytes::ByteBuf;
-
-use crate::{ChunkRef, Error};
+use crate::ChunkRef;
 
 pub type Args = ChunkRef;
-pub type Response = Result<ByteBuf, Error>;
+pub type Response = crate::results::BytesResult;

@@ -1,5 +1,17 @@
-//! `models` (query, anyone): every model in the registry.
+//! `models` (query, anyone): the models in the registry, by name, a page
+//! at a time.
 
-use crate::{Error, ModelInfo};
+use candid::{CandidType, Deserialize};
 
-pub type Response = Result<Vec<ModelInfo>, Error>;
+use crate::{ModelInfo, PageArgs, UserError};
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ModelsPage {
+    pub models: Vec<ModelInfo>,
+    /// Models in the registry.
+    pub total: u64,
+}
+
+pub type Args = PageArgs;
+worker_api::named_result!(ModelsResult, ModelsPage, UserError);
+pub type Response = ModelsResult;

@@ -2,7 +2,7 @@
 //! without an override. Buckets keep their level, capped at the new
 //! capacity.
 
-use crate::{Error, Quota};
+use crate::Quota;
 
 pub type Args = Quota;
-pub type Response = Result<(), Error>;
+pub type Response = crate::results::AdminResult;

@@ -3,7 +3,7 @@
 
 use candid::{CandidType, Deserialize, Principal};
 
-use crate::{Error, Quota};
+use crate::Quota;
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SetUserQuotaArgs {
@@ -12,4 +12,4 @@ pub struct SetUserQuotaArgs {
 }
 
 pub type Args = SetUserQuotaArgs;
-pub type Response = Result<(), Error>;
+pub type Response = crate::results::AdminResult;

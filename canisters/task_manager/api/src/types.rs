@@ -36,13 +36,89 @@ pub struct UserProfile {
     pub tokens_available: u64,
 }
 
+/// Who may register.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationPolicy {
+    /// Anyone (but the anonymous principal), up to `max_users` users. New
+    /// users start with [`Config::new_user_tokens`] in their bucket.
+    Open { max_users: u64 },
+    /// `register` records a request; a controller's `approve_users` lets
+    /// the user in (with a full bucket).
+    Approval,
+    /// Only principals a controller listed with `approve_users`; they are
+    /// users from then on, and `register` just returns their profile.
+    AllowList,
+}
+
 /// The canister-wide settings controllers change.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// The quota of users without an override.
     pub default_quota: Quota,
-    /// While paused, new requests are refused with [`Error::Paused`].
+    /// While paused, new requests are refused with `Paused`.
     pub paused: bool,
+    pub registration: RegistrationPolicy,
+    /// Tokens in a new user's bucket under `Open` (capped by the quota's
+    /// capacity): a thousand throwaway principals do not get a thousand
+    /// full buckets.
+    pub new_user_tokens: u64,
+    /// A bucket all users' reservations also draw from (the service's
+    /// budget per second); absent: none.
+    pub global_quota: Option<Quota>,
+    /// Most jobs one user may have queued or running at once.
+    pub max_jobs_per_user: u32,
+    /// Most `generate_and_wait` calls one user may have waiting at once.
+    pub max_waiters_per_user: u32,
+    /// How long `generate_and_wait` waits before it answers `WaitTimedOut`
+    /// (the job goes on).
+    pub wait_timeout_secs: u64,
+    /// Finished jobs are deleted this long after they ended.
+    pub finished_job_retention_secs: u64,
+    /// Each user keeps at most this many finished jobs (the oldest go).
+    pub max_finished_jobs_per_user: u32,
+    /// A queued job fails (refunded) after waiting this long with no
+    /// healthy pipeline serving its model.
+    pub queue_timeout_secs: u64,
+    /// A running job whose driver has not been heard from for this long
+    /// fails (refunded but for what it streamed) and its pipeline is
+    /// marked unhealthy.
+    pub job_stall_timeout_secs: u64,
+}
+
+/// A change of [`Config`]: absent fields stay as they are.
+#[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigUpdate {
+    pub default_quota: Option<Quota>,
+    pub registration: Option<RegistrationPolicy>,
+    pub new_user_tokens: Option<u64>,
+    /// `Some(None)` removes the global bucket.
+    pub global_quota: Option<Option<Quota>>,
+    pub max_jobs_per_user: Option<u32>,
+    pub max_waiters_per_user: Option<u32>,
+    pub wait_timeout_secs: Option<u64>,
+    pub finished_job_retention_secs: Option<u64>,
+    pub max_finished_jobs_per_user: Option<u32>,
+    pub queue_timeout_secs: Option<u64>,
+    pub job_stall_timeout_secs: Option<u64>,
+}
+
+/// A page of a list: skip `start` items, return at most `length`.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageArgs {
+    pub start: u64,
+    /// At most [`PageArgs::MAX_LENGTH`].
+    pub length: u32,
+}
+
+impl PageArgs {
+    /// The longest page.
+    pub const MAX_LENGTH: u32 = 1_000;
+
+    /// From the start, as long as a page may be.
+    pub const FIRST: PageArgs = PageArgs {
+        start: 0,
+        length: PageArgs::MAX_LENGTH,
+    };
 }
 
 /// A file of a model, as the registry stores it in chunks.
@@ -90,6 +166,8 @@ pub struct InitArgs {
     /// On install: the default quota (else a built-in one). On upgrade:
     /// replaces the default quota when given.
     pub default_quota: Option<Quota>,
+    /// Other settings to change (install and upgrade alike).
+    pub config: Option<ConfigUpdate>,
 }
 
 /// Every way a call to the task manager can fail.
@@ -221,11 +299,71 @@ pub enum Error {
     },
     /// No worker wasm has been uploaded (`spawn_workers`).
     NoWorkerWasm,
+    /// Registration needs a controller's approval: the request is
+    /// recorded (or was already); try again once approved.
+    ApprovalPending,
+    /// Registration is by allow list, and the caller is not on it.
+    NotAllowed,
+    /// Registration is closed: the service has as many users (or
+    /// requests waiting for approval) as it takes.
+    RegistrationClosed {
+        max: u64,
+    },
+    /// The caller has this many jobs queued or running, the most allowed.
+    TooManyJobs {
+        active: u32,
+        max: u32,
+    },
+    /// The caller already has this many `generate_and_wait` calls waiting.
+    TooManyWaiters {
+        max: u32,
+    },
+    /// `generate_and_wait` waited as long as it may; the job goes on:
+    /// poll `job`.
+    WaitTimedOut {
+        job: u64,
+    },
+    /// The service's own budget (all users together) is spent for now;
+    /// enough will have refilled after `retry_after_secs`.
+    ServiceBusy {
+        retry_after_secs: u64,
+    },
+    /// The worker holds a stage of a pipeline: undeploy its model first.
+    WorkerInUse {
+        worker: Principal,
+        pipeline: u32,
+    },
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Error::ApprovalPending => write!(
+                f,
+                "registration needs a controller's approval; the request is recorded"
+            ),
+            Error::NotAllowed => write!(f, "the caller is not on the allow list"),
+            Error::RegistrationClosed { max } => {
+                write!(f, "registration is closed: the service takes {max}")
+            }
+            Error::TooManyJobs { active, max } => write!(
+                f,
+                "{active} jobs queued or running; at most {max} per user"
+            ),
+            Error::TooManyWaiters { max } => {
+                write!(f, "at most {max} generate_and_wait calls may wait per user")
+            }
+            Error::WaitTimedOut { job } => {
+                write!(f, "job {job} has not ended yet; poll `job` for it")
+            }
+            Error::ServiceBusy { retry_after_secs } => write!(
+                f,
+                "the service's budget is spent; retry in {retry_after_secs} s"
+            ),
+            Error::WorkerInUse { worker, pipeline } => write!(
+                f,
+                "worker {worker} serves pipeline {pipeline}; undeploy its model first"
+            ),
             Error::AnonymousCaller => write!(f, "the anonymous principal cannot use this service"),
             Error::NotRegistered => write!(f, "the caller is not registered: call `register` first"),
             Error::Banned => write!(f, "the caller is banned"),
@@ -305,7 +443,7 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-pub use worker_api::{ChatMessage, FinishReason, JobInstructions, Prompt, Sampling};
+pub use worker_api::{ChatMessage, FinishReason, JobInstructions, Prompt, Role, Sampling};
 
 /// A generation request.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]
@@ -350,11 +488,14 @@ pub struct JobInfo {
     pub owner: Principal,
     pub model: String,
     pub status: JobStatus,
-    /// Text generated so far.
+    /// Text generated so far; with `from_token`, only what came after the
+    /// first `from_token` generated tokens.
     pub text: String,
+    /// Where `text` and `tokens` start: the offset the caller asked for.
+    pub from_token: u32,
     pub generated_tokens: u32,
     pub prompt_tokens: u32,
-    /// Generated token ids (when the job has ended).
+    /// Generated token ids (when the job has ended), from `from_token`.
     pub tokens: Vec<u32>,
     pub max_new_tokens: u32,
     pub created_at_ns: u64,
@@ -363,6 +504,9 @@ pub struct JobInfo {
     pub pipeline: Option<u32>,
     /// Instructions measured by the workers (when the job has ended).
     pub instructions: Option<JobInstructions>,
+    /// The sampler's seed: the request's, or `raw_rand`'s answer once the
+    /// job started.
+    pub seed: Option<serde_bytes::ByteBuf>,
 }
 
 /// A worker's state as the task manager sees it.

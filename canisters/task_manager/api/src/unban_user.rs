@@ -2,7 +2,5 @@
 
 use candid::Principal;
 
-use crate::Error;
-
 pub type Args = Principal;
-pub type Response = Result<(), Error>;
+pub type Response = crate::results::AdminResult;

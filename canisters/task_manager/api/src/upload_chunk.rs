@@ -6,7 +6,7 @@
 use candid::{CandidType, Deserialize};
 use serde_bytes::ByteBuf;
 
-use crate::{ChunkRef, Error};
+use crate::{AdminError, ChunkRef};
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct UploadChunkArgs {
@@ -22,4 +22,5 @@ pub struct UploadProgress {
 }
 
 pub type Args = UploadChunkArgs;
-pub type Response = Result<UploadProgress, Error>;
+worker_api::named_result!(UploadChunkResult, UploadProgress, AdminError);
+pub type Response = UploadChunkResult;

@@ -8,7 +8,7 @@
 use candid::{CandidType, Deserialize};
 use serde_bytes::ByteBuf;
 
-use crate::{Error, WasmInfo};
+use crate::{AdminError, WasmInfo};
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct UploadWorkerWasmArgs {
@@ -18,4 +18,5 @@ pub struct UploadWorkerWasmArgs {
 }
 
 pub type Args = UploadWorkerWasmArgs;
-pub type Response = Result<WasmInfo, Error>;
+worker_api::named_result!(UploadWorkerWasmResult, WasmInfo, AdminError);
+pub type Response = UploadWorkerWasmResult;

@@ -2,7 +2,8 @@
 
 use candid::Principal;
 
-use crate::{Error, UserProfile};
+use crate::{AdminError, UserProfile};
 
 pub type Args = Principal;
-pub type Response = Result<UserProfile, Error>;
+worker_api::named_result!(UserResult, UserProfile, AdminError);
+pub type Response = UserResult;

@@ -1,5 +1,5 @@
-//! `worker_ready` (update; workers, one-way): a worker reloaded its stages
-//! (after an upgrade), or failed to.
+//! `worker_ready` (update; workers): a worker loaded its stages (after
+//! `load_stages`, or again after an upgrade), or failed to.
 
 use candid::{CandidType, Deserialize};
 
@@ -12,4 +12,4 @@ pub struct WorkerReadyArgs {
 }
 
 pub type Args = WorkerReadyArgs;
-pub type Response = ();
+pub type Response = crate::callbacks::CallbackResult;

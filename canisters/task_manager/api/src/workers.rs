@@ -1,5 +1,16 @@
-//! `workers` (query, controllers): every worker and what it holds.
+//! `workers` (query, controllers): the workers and what they hold, by
+//! principal, a page at a time.
 
-use crate::{Error, WorkerInfo};
+use candid::{CandidType, Deserialize};
 
-pub type Response = Result<Vec<WorkerInfo>, Error>;
+use crate::{AdminError, PageArgs, WorkerInfo};
+
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct WorkersPage {
+    pub workers: Vec<WorkerInfo>,
+    pub total: u64,
+}
+
+pub type Args = PageArgs;
+worker_api::named_result!(WorkersResult, WorkersPage, AdminError);
+pub type Response = WorkersResult;

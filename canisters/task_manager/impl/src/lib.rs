@@ -8,10 +8,12 @@
 
 pub mod dispatch;
 pub mod env;
+pub mod guards;
 pub mod lifecycle;
 pub mod memory;
 pub mod model;
 pub mod queries;
+pub mod records;
 pub mod state;
 pub mod updates;
 
@@ -27,5 +29,8 @@ mod tests {
     fn candid_interface_is_checked_in() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../api/task_manager.did");
         did_check::assert_checked_in(&path, &super::__export_service(), "task_manager");
+        let released = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../api/released/task_manager.did");
+        did_check::assert_compatible(&released, &super::__export_service(), "task_manager");
     }
 }

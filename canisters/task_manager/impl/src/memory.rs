@@ -29,6 +29,16 @@ pub const QUEUE: MemoryId = MemoryId::new(8);
 pub const JOB_META: MemoryId = MemoryId::new(9);
 /// The worker module for `spawn_workers`, in pieces by index.
 pub const WORKER_WASM: MemoryId = MemoryId::new(10);
+/// Ids of running jobs.
+pub const RUNNING: MemoryId = MemoryId::new(11);
+/// Jobs by owner.
+pub const USER_JOBS: MemoryId = MemoryId::new(12);
+/// Finished jobs by when they ended.
+pub const FINISHED: MemoryId = MemoryId::new(13);
+/// The global token bucket (a cell).
+pub const GLOBAL_BUCKET: MemoryId = MemoryId::new(14);
+/// Registration requests waiting for approval.
+pub const PENDING_USERS: MemoryId = MemoryId::new(15);
 
 /// The memories of one canister's state.
 pub struct Memories {

@@ -9,18 +9,52 @@ use std::rc::Rc;
 use candid::{CandidType, Decode, Deserialize, Encode, Principal};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Cell as StableCell, DefaultMemoryImpl, StableBTreeMap, Storable};
-use task_manager_api::{Config, Quota};
+use task_manager_api::{Config, Quota, RegistrationPolicy};
 
 use crate::memory::{self, Memories, Memory};
-use crate::model::jobs::{JobMeta, JobRecord, PipelineRecord, WorkerRecord};
+use crate::model::jobs::{JobMeta, JobRecord};
 use crate::model::rate_limit::TokenBucket;
 use crate::model::registry::{ChunkKey, ModelRecord};
+use crate::model::workers::{PipelineRecord, WorkerRecord};
+use crate::records::{ConfigRecord, QuotaRecord};
 
-/// The default quota of a new installation: 2,000 tokens, refilling at 2
-/// per second (a full bucket every ~17 minutes).
+/// The default quota of a new installation: 10,000 tokens (prompt and
+/// generated), refilling at 5 per second (a full bucket every ~33
+/// minutes).
 pub const DEFAULT_QUOTA: Quota = Quota {
-    capacity: 2_000,
-    refill_per_sec: 2,
+    capacity: 10_000,
+    refill_per_sec: 5,
+};
+
+/// The configuration of a new installation.
+pub fn default_config() -> Config {
+    Config {
+        default_quota: DEFAULT_QUOTA,
+        paused: false,
+        registration: RegistrationPolicy::Open { max_users: 10_000 },
+        new_user_tokens: 1_000,
+        global_quota: None,
+        max_jobs_per_user: 4,
+        max_waiters_per_user: 2,
+        wait_timeout_secs: 15 * 60,
+        finished_job_retention_secs: 24 * 60 * 60,
+        max_finished_jobs_per_user: 100,
+        queue_timeout_secs: 10 * 60,
+        job_stall_timeout_secs: DEFAULT_JOB_STALL_TIMEOUT_SECS,
+    }
+}
+
+/// How long a running job's driver may stay silent: longer than its
+/// slowest step, then the longest wait between two tries of a report, then
+/// that report's own deadline (a report is late, not lost, until then).
+pub const DEFAULT_JOB_STALL_TIMEOUT_SECS: u64 = 15 * 60;
+
+const _: () = {
+    use worker_api::protocol::{REPORT_MAX_RETRY_SECS, REPORT_TIMEOUT_SECS, STEP_TIMEOUT_SECS};
+    assert!(
+        DEFAULT_JOB_STALL_TIMEOUT_SECS
+            > STEP_TIMEOUT_SECS as u64 + REPORT_MAX_RETRY_SECS + REPORT_TIMEOUT_SECS as u64
+    );
 };
 
 /// A registered user.
@@ -29,8 +63,96 @@ pub struct UserRecord {
     pub registered_at_ns: u64,
     pub banned: bool,
     /// A controller's override of the default quota.
-    pub quota: Option<Quota>,
+    pub quota: Option<QuotaRecord>,
     pub bucket: TokenBucket,
+    /// Jobs queued or running now (absent in older records: none).
+    pub active_jobs: Option<u32>,
+}
+
+impl UserRecord {
+    pub fn active_jobs(&self) -> u32 {
+        self.active_jobs.unwrap_or(0)
+    }
+}
+
+/// The bucket all reservations also draw from, when a controller set a
+/// global quota.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlobalBucket(pub Option<TokenBucket>);
+
+/// A key of the per-user job index: the owner, then the job id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UserJobKey {
+    pub owner: Principal,
+    pub job: u64,
+}
+
+impl Storable for UserJobKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        // The principal's length first, so that a shorter principal's keys
+        // never interleave with a longer one's that shares its prefix.
+        let p = self.owner.as_slice();
+        let mut bytes = Vec::with_capacity(1 + p.len() + 8);
+        bytes.push(p.len() as u8);
+        bytes.extend_from_slice(p);
+        bytes.extend_from_slice(&self.job.to_be_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+        let n = bytes[0] as usize;
+        let owner = Principal::from_slice(&bytes[1..1 + n]);
+        let mut job = [0u8; 8];
+        job.copy_from_slice(&bytes[1 + n..9 + n]);
+        UserJobKey {
+            owner,
+            job: u64::from_be_bytes(job),
+        }
+    }
+
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 1 + 29 + 8,
+        is_fixed_size: false,
+    };
+}
+
+/// A key of the finished-jobs index: when the job ended, then its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FinishedKey {
+    pub finished_at_ns: u64,
+    pub job: u64,
+}
+
+impl Storable for FinishedKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut bytes = self.finished_at_ns.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&self.job.to_be_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&bytes[..8]);
+        b.copy_from_slice(&bytes[8..16]);
+        FinishedKey {
+            finished_at_ns: u64::from_be_bytes(a),
+            job: u64::from_be_bytes(b),
+        }
+    }
+
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 16,
+        is_fixed_size: true,
+    };
 }
 
 /// Stored layouts carry a version: a later layout adds a variant and
@@ -42,7 +164,7 @@ enum StoredUser {
 
 #[derive(CandidType, Deserialize, Clone, Debug)]
 enum StoredConfig {
-    V1(Config),
+    V1(ConfigRecord),
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug)]
@@ -143,11 +265,11 @@ pub struct ConfigCell(pub Config);
 impl Versioned for ConfigCell {
     type Stored = StoredConfig;
     fn into_stored(self) -> StoredConfig {
-        StoredConfig::V1(self.0)
+        StoredConfig::V1(ConfigRecord::from(&self.0))
     }
     fn from_stored(stored: StoredConfig) -> Self {
         match stored {
-            StoredConfig::V1(config) => ConfigCell(config),
+            StoredConfig::V1(record) => ConfigCell(record.to_config(&default_config())),
         }
     }
 }
@@ -177,7 +299,8 @@ versioned_v1!(
     WorkerRecord => StoredWorker,
     PipelineRecord => StoredPipeline,
     JobRecord => StoredJob,
-    JobMeta => StoredJobMeta
+    JobMeta => StoredJobMeta,
+    GlobalBucket => StoredGlobalBucket
 );
 
 storable_via_versioned!(
@@ -188,7 +311,8 @@ storable_via_versioned!(
     WorkerRecord,
     PipelineRecord,
     JobRecord,
-    JobMeta
+    JobMeta,
+    GlobalBucket
 );
 
 pub struct State {
@@ -200,8 +324,19 @@ pub struct State {
     pub workers: StableBTreeMap<Principal, WorkerRecord, Memory>,
     pub pipelines: StableBTreeMap<u32, PipelineRecord, Memory>,
     pub jobs: StableBTreeMap<u64, JobRecord, Memory>,
-    /// Queued job ids (the value is unused).
+    /// Queued job ids (the value is unused), oldest first.
     pub queue: StableBTreeMap<u64, u8, Memory>,
+    /// Running job ids (the value is unused): `post_upgrade` and the
+    /// watchdog touch only these.
+    pub running: StableBTreeMap<u64, u8, Memory>,
+    /// Each user's jobs (value: 1 once finished), for `my_jobs` and the
+    /// per-user limits.
+    pub user_jobs: StableBTreeMap<UserJobKey, u8, Memory>,
+    /// Finished jobs by when they ended, for their expiry.
+    pub finished: StableBTreeMap<FinishedKey, u8, Memory>,
+    pub global_bucket: StableCell<GlobalBucket, Memory>,
+    /// Registration requests under `Approval`: when each was made.
+    pub pending_users: StableBTreeMap<Principal, u64, Memory>,
     pub job_meta: StableCell<JobMeta, Memory>,
     /// The worker module, in the pieces it was uploaded in.
     pub worker_wasm: StableBTreeMap<u32, Vec<u8>, Memory>,
@@ -212,6 +347,10 @@ pub struct State {
     /// resets the turns.
     pub last_served: BTreeMap<Principal, u64>,
     served_seq: u64,
+    /// In heap only: `generate_and_wait` calls waiting now, per user.
+    pub waiters: BTreeMap<Principal, u32>,
+    /// In heap only: a health check is under way (they never overlap).
+    pub health_check_running: bool,
 }
 
 impl State {
@@ -219,13 +358,7 @@ impl State {
     /// upgrade.
     pub fn open(memories: &Memories) -> State {
         State {
-            config: StableCell::init(
-                memories.get(memory::CONFIG),
-                ConfigCell(Config {
-                    default_quota: DEFAULT_QUOTA,
-                    paused: false,
-                }),
-            ),
+            config: StableCell::init(memories.get(memory::CONFIG), ConfigCell(default_config())),
             users: StableBTreeMap::init(memories.get(memory::USERS)),
             models: StableBTreeMap::init(memories.get(memory::MODELS)),
             chunks: StableBTreeMap::init(memories.get(memory::CHUNKS)),
@@ -234,11 +367,21 @@ impl State {
             pipelines: StableBTreeMap::init(memories.get(memory::PIPELINES)),
             jobs: StableBTreeMap::init(memories.get(memory::JOBS)),
             queue: StableBTreeMap::init(memories.get(memory::QUEUE)),
+            running: StableBTreeMap::init(memories.get(memory::RUNNING)),
+            user_jobs: StableBTreeMap::init(memories.get(memory::USER_JOBS)),
+            finished: StableBTreeMap::init(memories.get(memory::FINISHED)),
+            pending_users: StableBTreeMap::init(memories.get(memory::PENDING_USERS)),
+            global_bucket: StableCell::init(
+                memories.get(memory::GLOBAL_BUCKET),
+                GlobalBucket(None),
+            ),
             job_meta: StableCell::init(memories.get(memory::JOB_META), JobMeta::default()),
             worker_wasm: StableBTreeMap::init(memories.get(memory::WORKER_WASM)),
             parsed_manifests: RefCell::new(BTreeMap::new()),
             last_served: BTreeMap::new(),
             served_seq: 0,
+            waiters: BTreeMap::new(),
+            health_check_running: false,
         }
     }
 

@@ -1,6 +1,6 @@
-//! `forward` (update; pipeline peers): runs this worker's stages on the
-//! hidden states of new positions of a job, keeping the job's KV caches,
-//! and returns what the last of its stages produced.
+//! `forward` (update; the pipeline's driver only): runs this worker's
+//! stages on the hidden states of new positions of a job, keeping the
+//! job's KV caches, and returns what the last of its stages produced.
 
 use candid::{CandidType, Deserialize};
 
@@ -18,11 +18,20 @@ pub struct ForwardArgs {
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]
 pub struct ForwardOutput {
-    /// Hidden states for the next peer, or logits from the last stage.
+    /// Hidden states for the next peer (`seq_len × hidden_size`, as many
+    /// positions as the input), or the logits of the last position from the
+    /// model's last stage (`vocab_size` values).
     pub data: StageData,
-    /// Instructions this message used.
+    /// Instructions this message used (at most the IC's per-message limit).
     pub instructions: u64,
 }
 
+crate::named_result!(
+    /// What the peer's stages produced, or why it refused or failed.
+    ForwardResult,
+    ForwardOutput,
+    WorkerError
+);
+
 pub type Args = ForwardArgs;
-pub type Response = Result<ForwardOutput, WorkerError>;
+pub type Response = ForwardResult;

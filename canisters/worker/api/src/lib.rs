@@ -7,10 +7,17 @@
 //! message, continuing by a call to itself ([`step`]) and sending the hidden
 //! states of each step through its downstream peers ([`forward`]).
 //!
+//! `run_job` and `load_stages` answer at once; the job or load goes on by
+//! itself and the worker reports its end to the task manager
+//! (`job_finished`, `worker_ready`). Deadlines and limits of that contract
+//! are in [`protocol`].
+//!
 //! One module per endpoint, each exporting `Args` (where the method takes an
-//! argument) and `Response`; shared types and [`WorkerError`] are in
-//! [`types`].
+//! argument) and `Response`, a named result type (no `Result_N` in the
+//! `.did`); shared types and [`WorkerError`] are in [`types`].
 
+pub mod protocol;
+pub mod result;
 pub mod types;
 pub use types::*;
 

@@ -1,17 +1,21 @@
 //! `load_stages` (update; the task manager or a controller): assigns this
-//! worker stages of a model. The worker pulls each stage's chunks from the
-//! task manager (`model_chunk`), checks every chunk's and the whole stage's
-//! SHA-256 against the manifest (the chunks tile the file, so this checks
-//! the whole stage), keeps them in stable memory, loads them into tract one
-//! phase per message (`load_step`, a call to itself: each phase stays under
-//! the instruction limit), and replies once the stages are ready to run. The worker
-//! holding stage 0 also pulls the tokenizer. A worker that already holds
-//! the same assignment replies at once.
+//! worker stages of a model.
+//!
+//! The worker answers at once: `Ok` once the assignment is checked and the
+//! load has started (or, for the assignment it holds already, at once),
+//! or why it was refused. The load then goes on by itself: the worker pulls
+//! each stage's chunks from the task manager (`model_chunk`), checks every
+//! chunk's and the whole stage's SHA-256 against the manifest (the chunks
+//! tile the file, so this checks the whole stage), keeps them in stable
+//! memory and loads them into tract one phase per message (`load_step`, a
+//! call to itself: each phase stays under the instruction limit). The
+//! worker holding stage 0 also pulls the tokenizer. When the load ends,
+//! ready or failed, the worker reports it by calling the task manager's
+//! `worker_ready`, retrying while that call fails (see [`crate::protocol`]);
+//! it does the same after an upgrade, when it loads its stages again.
 
 use candid::{CandidType, Deserialize, Principal};
 use serde_bytes::ByteBuf;
-
-use crate::WorkerError;
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct LoadStagesArgs {
@@ -26,20 +30,6 @@ pub struct LoadStagesArgs {
     pub pipeline: Vec<Principal>,
 }
 
-/// What loading cost.
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct LoadReport {
-    pub stages: Vec<u32>,
-    /// Bytes pulled and verified (stages and, on the driver, tokenizer).
-    pub bytes: u64,
-    pub chunks: u32,
-    /// Instructions to load the stages into tract (all load messages).
-    pub load_instructions: u64,
-    /// Messages the load into tract took (one phase of one stage each).
-    pub load_messages: u32,
-    /// The most instructions one of them used.
-    pub load_max_message: u64,
-}
-
 pub type Args = LoadStagesArgs;
-pub type Response = Result<LoadReport, WorkerError>;
+/// `Ok` once the request is taken (see above), or why it was refused.
+pub type Response = crate::AckResult;

@@ -6,5 +6,12 @@ use crate::WorkerError;
 
 /// The load's epoch (a newer assignment cancels an older load).
 pub type Args = u64;
-/// `true` once every stage is loaded.
-pub type Response = Result<bool, WorkerError>;
+
+crate::named_result!(
+    /// `true` once every stage is loaded.
+    LoadStepResult,
+    bool,
+    WorkerError
+);
+
+pub type Response = LoadStepResult;

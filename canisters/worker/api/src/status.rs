@@ -24,6 +24,9 @@ pub struct WorkerStatus {
     pub state: LoadState,
     /// Jobs whose KV caches this worker holds.
     pub active_jobs: u32,
+    /// Reports (`job_finished`, `worker_ready`) the task manager has not
+    /// answered yet.
+    pub pending_reports: u32,
     /// Instructions of the last load into tract, all its messages.
     pub load_instructions: u64,
     pub load_messages: u32,

@@ -11,10 +11,19 @@ use crate::WorkerError;
 pub enum StepReport {
     /// More steps to come.
     Continue,
-    /// The job has ended (its outcome is kept for `run_job`).
+    /// The job has ended (finished, or cancelled); its outcome is kept for
+    /// the `job_finished` report.
     Finished,
 }
 
 /// The job id.
 pub type Args = u64;
-pub type Response = Result<StepReport, WorkerError>;
+
+crate::named_result!(
+    /// Where the job stands, or why the step failed.
+    StepResult,
+    StepReport,
+    WorkerError
+);
+
+pub type Response = StepResult;

@@ -26,10 +26,36 @@ pub enum FinishReason {
     Cancelled,
 }
 
-/// A chat message (`role` is `system`, `user` or `assistant`).
+/// Who said a chat message.
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    /// The name chat templates know it by.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    /// The role named `name` (as [`Role::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Role> {
+        [Role::System, Role::User, Role::Assistant]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
+/// A chat message.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct ChatMessage {
-    pub role: String,
+    pub role: Role,
     pub content: String,
 }
 
@@ -88,6 +114,16 @@ pub enum StageData {
     Logits { values: Vec<f32> },
 }
 
+crate::named_result!(
+    /// `Ok` once a request is taken (`run_job`: the job is accepted;
+    /// `load_stages`: the load has started; `cancel_job`: the cancel is
+    /// recorded), or why it was refused. One name for the three: candid
+    /// gives structurally equal types one name anyway.
+    AckResult,
+    (),
+    WorkerError
+);
+
 /// Every way a call to a worker can fail.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]
 pub enum WorkerError {
@@ -112,11 +148,17 @@ pub enum WorkerError {
     PromptTooLong { tokens: u32, max: u32 },
     /// No such job here.
     UnknownJob { job: u64 },
-    /// A job with this id is already running.
+    /// A job with this id is already running (or its report is still
+    /// being sent).
     JobExists { job: u64 },
-    /// A downstream peer failed or refused a step.
+    /// The worker runs (or holds caches or reports of) as many jobs as it
+    /// may.
+    TooManyJobs { max: u32 },
+    /// A downstream peer failed, refused, answered something that does
+    /// not fit the step, or did not answer before the deadline.
     PeerFailed { peer: Principal, reason: String },
-    /// A step of the job failed (trapped, or the worker is stopping).
+    /// A step of the job failed (trapped, timed out, or the worker is
+    /// stopping or was upgraded).
     StepFailed { reason: String },
 }
 
@@ -136,6 +178,9 @@ impl std::fmt::Display for WorkerError {
             }
             WorkerError::UnknownJob { job } => write!(f, "no job {job} on this worker"),
             WorkerError::JobExists { job } => write!(f, "job {job} is already running"),
+            WorkerError::TooManyJobs { max } => {
+                write!(f, "the worker has {max} jobs, the most it takes")
+            }
             WorkerError::PeerFailed { peer, reason } => write!(f, "peer {peer} failed: {reason}"),
             WorkerError::StepFailed { reason } => write!(f, "a step failed: {reason}"),
         }

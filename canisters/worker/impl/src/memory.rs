@@ -12,6 +12,9 @@ pub const CONFIG: MemoryId = MemoryId::new(0);
 pub const ASSIGNMENT: MemoryId = MemoryId::new(1);
 /// Verified chunks of the assignment's files, by (file, index).
 pub const CHUNKS: MemoryId = MemoryId::new(2);
+/// Reports owed to the task manager, from `pre_upgrade` to `post_upgrade`
+/// (a cell).
+pub const OUTBOX: MemoryId = MemoryId::new(3);
 
 pub fn manager(memory: DefaultMemoryImpl) -> MemoryManager<DefaultMemoryImpl> {
     MemoryManager::init(memory)

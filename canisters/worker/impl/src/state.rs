@@ -1,6 +1,8 @@
 //! The worker's state: the assignment and its verified chunks in stable
 //! memory (they survive upgrades), and, in heap, what is derived from them
-//! (the stages loaded into tract) and the jobs running now.
+//! (the stages loaded into tract), the jobs running now, the reports owed
+//! to the task manager (kept in stable memory across an upgrade) and
+//! cancels that came before their job.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -11,14 +13,18 @@ use candid::{CandidType, Decode, Deserialize, Encode, Principal};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Cell as StableCell, DefaultMemoryImpl, StableBTreeMap, Storable};
 use model_format::Manifest;
+use task_manager_api::job_finished::{JobEnd, JobFinishedArgs};
+use task_manager_api::worker_ready::WorkerReadyArgs;
 use worker_api::status::LoadState;
+use worker_api::WorkerError;
 
 use crate::memory::{self, Memory};
 use crate::model::assignment::Assignment;
+use crate::model::cancels::EarlyCancels;
 use crate::model::job::DriverJob;
-use crate::model::load::Build;
+use crate::model::load::{Build, LoadReport};
+use crate::model::outbox::{Outbox, Pending, ReportKey, StoredOutbox};
 use crate::model::runtime::Runtime;
-use worker_api::load_stages::LoadReport;
 
 /// Stored layouts carry a version.
 #[derive(CandidType, Deserialize, Clone, Debug)]
@@ -81,6 +87,31 @@ impl Storable for AssignmentCell {
     const BOUND: Bound = Bound::Unbounded;
 }
 
+/// The outbox between `pre_upgrade` and `post_upgrade`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedOutbox(pub StoredOutbox);
+
+impl Default for SavedOutbox {
+    fn default() -> Self {
+        SavedOutbox(StoredOutbox::V1 {
+            entries: Vec::new(),
+        })
+    }
+}
+
+impl Storable for SavedOutbox {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(encode(&self.0))
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        encode(&self.0)
+    }
+    fn from_bytes(bytes: Cow<'_, [u8]>) -> Self {
+        SavedOutbox(decode(&bytes))
+    }
+    const BOUND: Bound = Bound::Unbounded;
+}
+
 /// A file of the assignment: 0 the tokenizer, 1 + s stage s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ChunkKey {
@@ -127,8 +158,16 @@ pub struct State {
     pub build: Option<Build>,
     /// What the last completed load cost.
     pub load_report: LoadReport,
-    /// Jobs this worker drives.
+    /// Jobs this worker drives: accepted, not yet reported.
     pub jobs: BTreeMap<u64, DriverJob>,
+    /// Numbers the runs of jobs (see [`DriverJob::run`]).
+    pub next_run: u64,
+    /// Reports owed to the task manager.
+    pub outbox: Outbox,
+    /// The outbox while the canister upgrades.
+    pub saved_outbox: StableCell<SavedOutbox, Memory>,
+    /// Cancels of jobs not (yet) accepted.
+    pub early_cancels: EarlyCancels,
 }
 
 impl State {
@@ -143,15 +182,12 @@ impl State {
             load_state: LoadState::Idle,
             load_epoch: 0,
             build: None,
-            load_report: LoadReport {
-                stages: Vec::new(),
-                bytes: 0,
-                chunks: 0,
-                load_instructions: 0,
-                load_messages: 0,
-                load_max_message: 0,
-            },
+            load_report: LoadReport::default(),
             jobs: BTreeMap::new(),
+            next_run: 0,
+            outbox: Outbox::default(),
+            saved_outbox: StableCell::init(manager.get(memory::OUTBOX), SavedOutbox::default()),
+            early_cancels: EarlyCancels::default(),
         }
     }
 
@@ -162,6 +198,58 @@ impl State {
     /// The assignment in force.
     pub fn assignment(&self) -> Option<&Assignment> {
         self.assignment.get().0.as_ref()
+    }
+
+    /// Owes the task manager the end of `job` (`job_finished`). A report
+    /// dropped to make room is returned (to log).
+    pub fn report_job_end(&mut self, job: u64, end: JobEnd, now: u64) -> Option<Pending> {
+        let arg = encode(&JobFinishedArgs { job, end });
+        self.outbox
+            .enqueue(ReportKey::Job(job), "job_finished", arg, now)
+    }
+
+    /// Owes the task manager the end of the load of `epoch`
+    /// (`worker_ready`), unless a newer assignment replaced it.
+    pub fn report_load_end(
+        &mut self,
+        epoch: u64,
+        error: Option<String>,
+        now: u64,
+    ) -> Option<Pending> {
+        if epoch != self.load_epoch {
+            return None;
+        }
+        let a = self.assignment();
+        let args = WorkerReadyArgs {
+            model: a.map(|a| a.model.clone()).unwrap_or_default(),
+            stages: a.map(|a| a.stages.clone()).unwrap_or_default(),
+            error,
+        };
+        self.outbox
+            .enqueue(ReportKey::Load, "worker_ready", encode(&args), now)
+    }
+
+    /// Ends every running job as failed with `error` (reported); the
+    /// reports dropped to make room.
+    pub fn fail_running_jobs(&mut self, error: &WorkerError, now: u64) -> Vec<Pending> {
+        let jobs = std::mem::take(&mut self.jobs);
+        jobs.into_keys()
+            .filter_map(|job| self.report_job_end(job, JobEnd::Failed(error.clone()), now))
+            .collect()
+    }
+
+    /// Keeps the outbox in stable memory (`pre_upgrade`).
+    pub fn save_outbox(&mut self) {
+        self.saved_outbox.set(SavedOutbox(self.outbox.to_stored()));
+    }
+
+    /// Takes the outbox back from stable memory (`post_upgrade`), every
+    /// report due at once.
+    pub fn restore_outbox(&mut self, now: u64) {
+        let saved = self.saved_outbox.get().clone();
+        self.saved_outbox.set(SavedOutbox::default());
+        self.outbox = Outbox::from_stored(saved.0);
+        self.outbox.all_due(now);
     }
 }
 

@@ -13,8 +13,9 @@ use model_format::MAX_CHUNK_SIZE;
 use crate::env::{CanisterEnv, Environment};
 use crate::model::jobs::{MAX_CHAT_MESSAGES, MAX_PROMPT_BYTES};
 use crate::model::spawn::MAX_PIECE;
-use crate::model::users::authorized_user;
+use crate::model::users::{authorized_user, MAX_PENDING_USERS};
 use crate::state::{read_state, State};
+use task_manager_api::RegistrationPolicy;
 
 #[inspect_message]
 fn inspect_message() {
@@ -38,23 +39,25 @@ enum Audience {
 fn audience(method: &str) -> Option<Audience> {
     Some(match method {
         "set_default_quota" | "set_user_quota" | "ban_user" | "unban_user" | "set_paused"
-        | "create_model" | "upload_chunk" | "delete_model" | "add_worker" | "deploy_model"
+        | "set_config" | "approve_users" | "create_model" | "upload_chunk" | "delete_model"
+        | "add_worker" | "remove_worker" | "deploy_model" | "undeploy_model"
         | "upload_worker_wasm" | "spawn_workers" => Audience::Controllers,
         "register" => Audience::Registering,
-        "generate" | "generate_and_wait" | "cancel" | "job" => Audience::Users,
+        "generate" | "generate_and_wait" | "cancel" | "job" | "my_jobs" => Audience::Users,
         // Queries sent as updates: served to the same callers.
         "whoami" => Audience::Users,
-        "user" | "missing_chunks" | "workers" => Audience::Controllers,
+        "user" | "missing_chunks" | "workers" | "config" | "pending_users" => Audience::Controllers,
         // Public queries; as updates (certified answers) for users.
         "models" | "model_manifest" | "model_chunk" | "pipelines" => Audience::Users,
-        "config" => Audience::Users,
+        // Workers' reports and the canister's own round trips are calls
+        // from canisters, never ingress.
         _ => return None,
     })
 }
 
 /// Candid framing around the bytes a method's limits count: the header and
 /// type table, field tags, length prefixes and the small fields.
-const FRAMING_BYTES: u64 = 2 * 1024;
+pub(crate) const FRAMING_BYTES: u64 = 2 * 1024;
 
 /// The IC's ingress limit: what a method without a tighter cap may take.
 const INGRESS_BYTES: u64 = 2 * 1024 * 1024;
@@ -76,6 +79,7 @@ pub(crate) fn max_arg_bytes(method: &str) -> u64 {
     match method {
         "generate" | "generate_and_wait" => GENERATE_ARG_BYTES,
         "upload_chunk" => MAX_CHUNK_SIZE + FRAMING_BYTES,
+        "approve_users" => crate::guards::APPROVALS_ARG_BYTES,
         "upload_worker_wasm" => MAX_PIECE as u64 + FRAMING_BYTES,
         // A manifest lists every chunk's hash: it grows with the model.
         "create_model" => INGRESS_BYTES,
@@ -95,8 +99,21 @@ pub(crate) fn accepts(state: &State, env: &impl Environment, method: &str, arg_b
     match audience(method) {
         None | Some(Audience::Controllers) => false,
         Some(Audience::Registering) => {
-            caller != Principal::anonymous()
-                && state.users.get(&caller).is_none_or(|record| !record.banned)
+            if caller == Principal::anonymous() {
+                return false;
+            }
+            if let Some(record) = state.users.get(&caller) {
+                return !record.banned;
+            }
+            // What `register` would refuse anyway.
+            match state.config().registration {
+                RegistrationPolicy::Open { max_users } => state.users.len() < max_users,
+                RegistrationPolicy::Approval => {
+                    state.pending_users.contains_key(&caller)
+                        || state.pending_users.len() < MAX_PENDING_USERS
+                }
+                RegistrationPolicy::AllowList => false,
+            }
         }
         Some(Audience::Users) => authorized_user(state, caller).is_ok(),
     }
@@ -138,11 +155,11 @@ mod tests {
         use crate::model::registry::MAX_NAME_LEN;
         use task_manager_api::{ChatMessage, GenerateRequest, Prompt, Sampling};
         let per_message = MAX_PROMPT_BYTES as usize / MAX_CHAT_MESSAGES;
-        let role = "assistant";
+        let role = task_manager_api::Role::Assistant;
         let messages = (0..MAX_CHAT_MESSAGES)
             .map(|_| ChatMessage {
-                role: role.into(),
-                content: "x".repeat(per_message - role.len()),
+                role,
+                content: "x".repeat(per_message - role.as_str().len()),
             })
             .collect();
         let request = GenerateRequest {

@@ -1,22 +1,27 @@
-//! Workers, pipelines and jobs: placement of a model's stages on workers,
-//! the job queue (fair between users), reservations and refunds.
+//! Jobs: requests checked and paid for (a reservation of the prompt's
+//! tokens, bounded from above, plus `max_new_tokens`), the fair queue,
+//! the drivers' reports, settlement when a job ends, and the indexes that
+//! keep every pass bounded (running jobs, each user's jobs, finished jobs
+//! by age).
 //!
 //! Everything here is plain Rust over [`State`]; the endpoints and the
 //! dispatcher ([`crate::dispatch`]) make the calls to workers and feed the
 //! results back in.
 
 use candid::{CandidType, Deserialize, Principal};
-use task_manager_api::{
-    Error, GenerateRequest, JobInfo, JobInstructions, JobStatus, PipelineInfo, Prompt, Sampling,
-    WorkerInfo, WorkerState,
-};
-use worker_api::load_stages::LoadStagesArgs;
+use task_manager_api::job_finished::JobEnd;
+use task_manager_api::job_progress::JobProgress;
+use task_manager_api::{CallbackError, Error, GenerateRequest, JobInfo, JobStatus, Prompt};
 use worker_api::run_job::{JobOutcome, RunJobArgs};
 use worker_api::WorkerError;
 
 use crate::model::registry;
-use crate::model::users::{authorized_user, refund_tokens, reserve_tokens};
-use crate::state::State;
+use crate::model::users::{authorized_user, reserve_tokens, settle_tokens};
+use crate::model::workers::{mark_failed, pipeline_healthy, PipelineRecord};
+use crate::records::{
+    FinishRecord, InstructionsRecord, JobStatusRecord, PromptRecord, SamplingRecord,
+};
+use crate::state::{FinishedKey, State, UserJobKey};
 
 /// Longest prompt (bytes of text, or of all chat messages).
 pub const MAX_PROMPT_BYTES: u64 = 64 * 1024;
@@ -24,36 +29,30 @@ pub const MAX_PROMPT_BYTES: u64 = 64 * 1024;
 pub const MAX_CHAT_MESSAGES: usize = 256;
 /// Most jobs waiting at once.
 pub const MAX_QUEUED: u64 = 10_000;
+/// Tokens a chat template may add around each message (markers, role,
+/// newlines), for the prompt's upper bound.
+pub const CHAT_TOKENS_PER_MESSAGE: u64 = 8;
+/// Tokens a tokenizer may add to any prompt (BOS, EOS).
+pub const SPECIAL_TOKENS_PER_PROMPT: u64 = 2;
+/// The most bytes of text one generated token may decode to, for the
+/// check of a driver's report.
+pub const MAX_TEXT_BYTES_PER_TOKEN: u64 = 64;
 /// Stop sequences: the engine's limits, checked before a job is queued.
 pub use model_format::limits::{MAX_STOP_SEQUENCES, MAX_STOP_SEQUENCE_BYTES};
 
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct WorkerRecord {
-    pub added_at_ns: u64,
-    pub spawned: bool,
-    pub state: WorkerState,
-    pub pipeline: Option<u32>,
-    pub stage: Option<u32>,
-}
-
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct PipelineRecord {
-    pub model: String,
-    pub workers: Vec<Principal>,
-    pub job: Option<u64>,
-    pub jobs_completed: u64,
-}
-
+/// A job as stored. Fields after `cancel_requested` came later (absent in
+/// older records).
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq)]
 pub struct JobRecord {
     pub owner: Principal,
     pub model: String,
-    pub prompt: Prompt,
-    pub sampling: Sampling,
+    /// Dropped when the job ends.
+    pub prompt: Option<PromptRecord>,
+    pub sampling: SamplingRecord,
     pub max_new_tokens: u32,
     pub stop_sequences: Vec<String>,
     pub seed: Option<Vec<u8>>,
-    pub status: JobStatus,
+    pub status: JobStatusRecord,
     pub text: String,
     pub generated_tokens: u32,
     pub prompt_tokens: u32,
@@ -62,8 +61,23 @@ pub struct JobRecord {
     pub started_at_ns: Option<u64>,
     pub finished_at_ns: Option<u64>,
     pub pipeline: Option<u32>,
-    pub instructions: Option<JobInstructions>,
+    pub instructions: Option<InstructionsRecord>,
     pub cancel_requested: bool,
+    /// Tokens reserved from the owner's bucket (absent: `max_new_tokens`).
+    pub reserved: Option<u64>,
+    /// The upper bound of the prompt's tokens that was reserved.
+    pub prompt_bound: Option<u64>,
+    /// When the driver was last heard from (accepted, a report).
+    pub heard_at_ns: Option<u64>,
+    /// Bytes of `text` after each generated token, as reported (for
+    /// polling with `from_token`).
+    pub text_ends: Option<Vec<u32>>,
+}
+
+impl JobRecord {
+    fn reserved(&self) -> u64 {
+        self.reserved.unwrap_or(u64::from(self.max_new_tokens))
+    }
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -77,172 +91,7 @@ fn invalid(reason: String) -> Error {
 }
 
 // ---------------------------------------------------------------------
-// Workers and pipelines
-// ---------------------------------------------------------------------
-
-pub fn worker_info(worker: Principal, r: &WorkerRecord) -> WorkerInfo {
-    WorkerInfo {
-        worker,
-        state: r.state.clone(),
-        pipeline: r.pipeline,
-        stage: r.stage,
-        spawned: r.spawned,
-        added_at_ns: r.added_at_ns,
-    }
-}
-
-pub fn add_worker(
-    state: &mut State,
-    worker: Principal,
-    spawned: bool,
-    now: u64,
-) -> Result<WorkerInfo, Error> {
-    if worker == Principal::anonymous() || worker == Principal::management_canister() {
-        return Err(invalid(format!("{worker} cannot be a worker")));
-    }
-    if state.workers.contains_key(&worker) {
-        return Err(Error::WorkerExists { worker });
-    }
-    let record = WorkerRecord {
-        added_at_ns: now,
-        spawned,
-        state: WorkerState::Idle,
-        pipeline: None,
-        stage: None,
-    };
-    state.workers.insert(worker, record.clone());
-    Ok(worker_info(worker, &record))
-}
-
-pub fn pipeline_healthy(state: &State, p: &PipelineRecord) -> bool {
-    p.workers.iter().all(|w| {
-        state
-            .workers
-            .get(w)
-            .is_some_and(|r| r.state == WorkerState::Ready)
-    })
-}
-
-pub fn pipeline_info(state: &State, id: u32, p: &PipelineRecord) -> PipelineInfo {
-    PipelineInfo {
-        id,
-        model: p.model.clone(),
-        workers: p.workers.clone(),
-        healthy: pipeline_healthy(state, p),
-        job: p.job,
-        jobs_completed: p.jobs_completed,
-    }
-}
-
-pub fn pipelines(state: &State) -> Vec<PipelineInfo> {
-    state
-        .pipelines
-        .iter()
-        .map(|e| pipeline_info(state, *e.key(), &e.value()))
-        .collect()
-}
-
-/// New pipelines, and the assignment each of their workers is to load.
-#[derive(Debug)]
-pub struct Deployment {
-    pub pipelines: Vec<PipelineInfo>,
-    pub loads: Vec<(Principal, LoadStagesArgs)>,
-}
-
-/// Places `pipelines` pipelines of `model` on idle workers.
-pub fn deploy_model(state: &mut State, model: &str, pipelines: u32) -> Result<Deployment, Error> {
-    let (record, manifest) = registry::manifest(state, model)?;
-    let info = registry::model_info(state, model)?;
-    if !info.complete() {
-        return Err(Error::ModelIncomplete {
-            model: model.to_string(),
-            missing: info.chunks_total - info.chunks_present,
-        });
-    }
-    if pipelines == 0 || pipelines > 64 {
-        return Err(invalid(format!(
-            "pipelines must be 1 to 64, found {pipelines}"
-        )));
-    }
-    let stages = manifest.stages.len() as u32;
-    let needed = pipelines * stages;
-    let idle: Vec<Principal> = state
-        .workers
-        .iter()
-        .filter(|e| {
-            e.value().pipeline.is_none() && !matches!(e.value().state, WorkerState::Failed { .. })
-        })
-        .map(|e| *e.key())
-        .collect();
-    if (idle.len() as u32) < needed {
-        return Err(Error::NotEnoughWorkers {
-            needed,
-            idle: idle.len() as u32,
-        });
-    }
-    let mut created = Vec::new();
-    let mut loads = Vec::new();
-    for chunk in idle.chunks(stages as usize).take(pipelines as usize) {
-        let mut meta = state.job_meta.get().clone();
-        let id = meta.next_pipeline_id;
-        meta.next_pipeline_id += 1;
-        state.job_meta.set(meta);
-        let workers = chunk.to_vec();
-        for (stage, worker) in workers.iter().enumerate() {
-            if let Some(mut w) = state.workers.get(worker) {
-                w.pipeline = Some(id);
-                w.stage = Some(stage as u32);
-                w.state = WorkerState::Loading;
-                state.workers.insert(*worker, w);
-            }
-            loads.push((
-                *worker,
-                LoadStagesArgs {
-                    model: model.to_string(),
-                    manifest_json: serde_bytes::ByteBuf::from(record.manifest_json.clone()),
-                    stages: vec![stage as u32],
-                    pipeline: workers.clone(),
-                },
-            ));
-        }
-        let p = PipelineRecord {
-            model: model.to_string(),
-            workers,
-            job: None,
-            jobs_completed: 0,
-        };
-        created.push(pipeline_info(state, id, &p));
-        state.pipelines.insert(id, p);
-    }
-    Ok(Deployment {
-        pipelines: created,
-        loads,
-    })
-}
-
-/// A worker's load ended.
-pub fn load_finished(state: &mut State, worker: Principal, result: Result<(), String>) {
-    if let Some(mut w) = state.workers.get(&worker) {
-        if w.pipeline.is_none() {
-            return;
-        }
-        w.state = match result {
-            Ok(()) => WorkerState::Ready,
-            Err(reason) => WorkerState::Failed { reason },
-        };
-        state.workers.insert(worker, w);
-    }
-}
-
-fn mark_failed(state: &mut State, worker: Principal, reason: String) {
-    if let Some(mut w) = state.workers.get(&worker) {
-        w.state = WorkerState::Failed { reason };
-        state.workers.insert(worker, w);
-    }
-}
-
-// ---------------------------------------------------------------------
-// Jobs
+// Requests
 // ---------------------------------------------------------------------
 
 fn prompt_bytes(prompt: &Prompt) -> u64 {
@@ -250,14 +99,30 @@ fn prompt_bytes(prompt: &Prompt) -> u64 {
         Prompt::Text(t) => t.len() as u64,
         Prompt::Chat(messages) => messages
             .iter()
-            .map(|m| (m.role.len() + m.content.len()) as u64)
+            .map(|m| (m.role.as_str().len() + m.content.len()) as u64)
             .sum(),
     }
 }
 
+/// An upper bound of the prompt's tokens, without the tokenizer: a token
+/// of a byte-level tokenizer covers at least one byte, so the rendered
+/// prompt's bytes bound its tokens. A chat adds, at most, the template's
+/// own text once and [`CHAT_TOKENS_PER_MESSAGE`] per message.
+pub fn prompt_bound(prompt: &Prompt, chat_template: Option<&str>) -> u64 {
+    let bytes = prompt_bytes(prompt) + SPECIAL_TOKENS_PER_PROMPT;
+    match prompt {
+        Prompt::Text(_) => bytes,
+        Prompt::Chat(m) => {
+            bytes
+                + m.len() as u64 * CHAT_TOKENS_PER_MESSAGE
+                + chat_template.map_or(0, |t| t.len() as u64)
+        }
+    }
+}
+
 /// Checks what can be checked without the tokenizer (the driver checks
-/// the token count).
-pub fn validate_request(state: &State, req: &GenerateRequest) -> Result<(), Error> {
+/// the real token count); the prompt's upper bound in tokens.
+pub fn validate_request(state: &State, req: &GenerateRequest) -> Result<u64, Error> {
     let (_, manifest) = registry::manifest(state, &req.model)?;
     let bytes = prompt_bytes(&req.prompt);
     if bytes > MAX_PROMPT_BYTES {
@@ -282,12 +147,23 @@ pub fn validate_request(state: &State, req: &GenerateRequest) -> Result<(), Erro
         }
         _ => {}
     }
-    let context = manifest.config.max_position_embeddings as u32;
-    if req.max_new_tokens == 0 || req.max_new_tokens > context {
+    let context = manifest.config.max_position_embeddings as u64;
+    if req.max_new_tokens == 0 || u64::from(req.max_new_tokens) > context {
         return Err(invalid(format!(
             "max_new_tokens must be 1 to {context} (the model's context), found {}",
             req.max_new_tokens
         )));
+    }
+    // The prompt's bound and the new tokens must fit in the context: the
+    // driver never runs more prompt tokens than were paid for.
+    let bound = prompt_bound(&req.prompt, manifest.chat_template.as_deref());
+    let room = context - u64::from(req.max_new_tokens);
+    if bound > room {
+        let overhead = bound - bytes;
+        return Err(Error::PromptTooLong {
+            bytes,
+            max: room.saturating_sub(overhead),
+        });
     }
     if req.stop_sequences.len() > MAX_STOP_SEQUENCES
         || req
@@ -327,11 +203,11 @@ pub fn validate_request(state: &State, req: &GenerateRequest) -> Result<(), Erro
             model: req.model.clone(),
         });
     }
-    Ok(())
+    Ok(bound)
 }
 
-/// Queues a job for `owner`, reserving `max_new_tokens` from its bucket.
-/// Nothing changes when it is refused.
+/// Queues a job for `owner`, reserving the prompt's bound plus
+/// `max_new_tokens` from its bucket. Nothing changes when it is refused.
 pub fn create_job(
     state: &mut State,
     owner: Principal,
@@ -341,13 +217,21 @@ pub fn create_job(
     if state.config().paused {
         return Err(Error::Paused);
     }
-    authorized_user(state, owner)?;
-    validate_request(state, &req)?;
+    let user = authorized_user(state, owner)?;
+    let bound = validate_request(state, &req)?;
+    let max = state.config().max_jobs_per_user;
+    if user.active_jobs() >= max {
+        return Err(Error::TooManyJobs {
+            active: user.active_jobs(),
+            max,
+        });
+    }
     let queued = state.queue.len();
     if queued >= MAX_QUEUED {
         return Err(Error::QueueFull { queued });
     }
-    reserve_tokens(state, owner, now, u64::from(req.max_new_tokens))?;
+    let reserved = bound + u64::from(req.max_new_tokens);
+    reserve_tokens(state, owner, now, reserved)?;
     let mut meta = state.job_meta.get().clone();
     let id = meta.next_job_id;
     meta.next_job_id += 1;
@@ -357,12 +241,12 @@ pub fn create_job(
         JobRecord {
             owner,
             model: req.model,
-            prompt: req.prompt,
-            sampling: req.sampling,
+            prompt: Some(req.prompt.into()),
+            sampling: req.sampling.into(),
             max_new_tokens: req.max_new_tokens,
             stop_sequences: req.stop_sequences,
             seed: req.seed.map(|s| s.into_vec()),
-            status: JobStatus::Queued,
+            status: JobStatusRecord::Queued,
             text: String::new(),
             generated_tokens: 0,
             prompt_tokens: 0,
@@ -373,28 +257,55 @@ pub fn create_job(
             pipeline: None,
             instructions: None,
             cancel_requested: false,
+            reserved: Some(reserved),
+            prompt_bound: Some(bound),
+            heard_at_ns: None,
+            text_ends: Some(Vec::new()),
         },
     );
     state.queue.insert(id, 0);
+    state.user_jobs.insert(UserJobKey { owner, job: id }, 0);
+    if let Some(mut u) = state.users.get(&owner) {
+        u.active_jobs = Some(u.active_jobs() + 1);
+        state.users.insert(owner, u);
+    }
     Ok(id)
 }
 
-pub fn job_info(id: u64, j: &JobRecord) -> JobInfo {
+// ---------------------------------------------------------------------
+// Reading jobs
+// ---------------------------------------------------------------------
+
+/// A job as the API shows it; with `from_token`, only what came after
+/// that many generated tokens (text and token ids).
+pub fn job_info(id: u64, j: &JobRecord, from_token: u32) -> JobInfo {
+    let ends = j.text_ends.as_deref().unwrap_or(&[]);
+    let text_start = if from_token == 0 {
+        0
+    } else {
+        ends.get(from_token as usize - 1)
+            .map_or(j.text.len(), |&e| e as usize)
+            .min(j.text.len())
+    };
+    let text = j.text.get(text_start..).unwrap_or("").to_string();
+    let tokens = j.tokens.get(from_token as usize..).unwrap_or(&[]).to_vec();
     JobInfo {
         id,
         owner: j.owner,
         model: j.model.clone(),
-        status: j.status.clone(),
-        text: j.text.clone(),
+        status: JobStatus::from(&j.status),
+        text,
+        from_token,
         generated_tokens: j.generated_tokens,
         prompt_tokens: j.prompt_tokens,
-        tokens: j.tokens.clone(),
+        tokens,
         max_new_tokens: j.max_new_tokens,
         created_at_ns: j.created_at_ns,
         started_at_ns: j.started_at_ns,
         finished_at_ns: j.finished_at_ns,
         pipeline: j.pipeline,
-        instructions: j.instructions,
+        instructions: j.instructions.map(Into::into),
+        seed: j.seed.clone().map(serde_bytes::ByteBuf::from),
     }
 }
 
@@ -404,14 +315,38 @@ pub fn job_for(
     id: u64,
     caller: Principal,
     privileged: bool,
+    from_token: u32,
 ) -> Result<JobInfo, Error> {
     let j = state.jobs.get(&id).ok_or(Error::UnknownJob { job: id })?;
     if j.owner != caller && !privileged {
         // Someone else's job is not even said to exist.
         return Err(Error::UnknownJob { job: id });
     }
-    Ok(job_info(id, &j))
+    Ok(job_info(id, &j, from_token))
 }
+
+/// The caller's jobs, newest first, older than `before` (paging).
+pub fn my_jobs(state: &State, owner: Principal, before: Option<u64>, count: usize) -> Vec<JobInfo> {
+    let end = UserJobKey {
+        owner,
+        job: before.unwrap_or(u64::MAX),
+    };
+    let start = UserJobKey { owner, job: 0 };
+    state
+        .user_jobs
+        .range(start..end)
+        .rev()
+        .take(count)
+        .filter_map(|e| {
+            let id = e.key().job;
+            state.jobs.get(&id).map(|j| job_info(id, &j, 0))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------
+// The queue
+// ---------------------------------------------------------------------
 
 /// The queued job of `model` to run next: of the users with such jobs,
 /// the one with the fewest jobs running now, then the one served longest
@@ -419,11 +354,9 @@ pub fn job_for(
 /// turns with everyone else's.
 fn pick_job(state: &State, model: &str) -> Option<u64> {
     let mut running: std::collections::BTreeMap<Principal, u32> = Default::default();
-    for p in state.pipelines.iter() {
-        if let Some(job) = p.value().job {
-            if let Some(j) = state.jobs.get(&job) {
-                *running.entry(j.owner).or_default() += 1;
-            }
+    for e in state.running.iter() {
+        if let Some(j) = state.jobs.get(e.key()) {
+            *running.entry(j.owner).or_default() += 1;
         }
     }
     let served = &state.last_served;
@@ -473,14 +406,18 @@ pub fn next_starts(state: &mut State, now: u64) -> Vec<Start> {
         let Some(mut j) = state.jobs.get(&job) else {
             continue;
         };
+        let Some(driver) = p.driver() else {
+            continue;
+        };
         state.queue.remove(&job);
+        state.running.insert(job, 0);
         state.mark_served(j.owner);
-        j.status = JobStatus::Running;
+        j.status = JobStatusRecord::Running;
         j.started_at_ns = Some(now);
+        j.heard_at_ns = Some(now);
         j.pipeline = Some(id);
         state.jobs.insert(job, j);
         p.job = Some(job);
-        let driver = p.workers[0];
         state.pipelines.insert(id, p);
         starts.push(Start {
             job,
@@ -492,54 +429,195 @@ pub fn next_starts(state: &mut State, now: u64) -> Vec<Start> {
 }
 
 /// The driver's arguments for a started job (`seed`: the job's own, or
-/// one from `raw_rand`).
+/// one from `raw_rand`), unless it has ended or been cancelled meanwhile.
 pub fn run_args(state: &State, job: u64, seed: Vec<u8>) -> Option<RunJobArgs> {
     let j = state.jobs.get(&job)?;
+    if j.status != JobStatusRecord::Running || j.cancel_requested {
+        return None;
+    }
     Some(RunJobArgs {
         job,
-        prompt: j.prompt,
-        sampling: j.sampling,
+        prompt: j.prompt.as_ref()?.to_prompt(),
+        sampling: (&j.sampling).into(),
         max_new_tokens: j.max_new_tokens,
         stop_sequences: j.stop_sequences,
         seed: serde_bytes::ByteBuf::from(seed),
     })
 }
 
-/// How a run ended, as the dispatcher saw it.
-#[derive(Debug, Clone)]
-pub enum RunResult {
-    Done(JobOutcome),
-    /// The worker answered with an error.
-    Refused(WorkerError),
-    /// The call failed (the driver trapped, is stopped, is gone).
-    CallFailed(String),
+/// Records the seed a job runs with (from `raw_rand`, when it had none).
+pub fn record_seed(state: &mut State, job: u64, seed: &[u8]) {
+    if let Some(mut j) = state.jobs.get(&job) {
+        if j.seed.is_none() {
+            j.seed = Some(seed.to_vec());
+            state.jobs.insert(job, j);
+        }
+    }
 }
 
-/// Records the end of a running job: status, text, refund, the pipeline
-/// freed; a worker at fault is marked failed (its pipeline unhealthy).
+/// The driver accepted the job.
+pub fn accepted(state: &mut State, job: u64, now: u64) {
+    if let Some(mut j) = state.jobs.get(&job) {
+        if j.status == JobStatusRecord::Running {
+            j.heard_at_ns = Some(now);
+            state.jobs.insert(job, j);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Ends
+// ---------------------------------------------------------------------
+
+/// How a running job ended.
+#[derive(Debug, Clone)]
+pub enum RunResult {
+    /// The driver's outcome.
+    Done(JobOutcome),
+    /// The driver refused the job, or it failed there.
+    Refused(WorkerError),
+    /// A call to the driver failed (it trapped, is stopped, is gone, or
+    /// did not answer in time).
+    CallFailed(String),
+    /// The driver was not heard from in time.
+    Stalled(String),
+    /// Cancelled before the driver had it.
+    CancelledEarly,
+    /// Its model was undeployed.
+    Undeployed,
+    /// The driver cannot take it now (busy, loading): back to the queue.
+    Requeue(WorkerError),
+}
+
+/// Ends a job that is queued or running: status, settlement (what it
+/// used is charged, the rest refunded), indexes, its pipeline freed, its
+/// prompt dropped; then the owner's finished jobs beyond the per-user
+/// limit are deleted.
+fn end_job(state: &mut State, id: u64, mut j: JobRecord, now: u64, used: u64) {
+    j.finished_at_ns = Some(now);
+    j.prompt = None;
+    settle_tokens(state, j.owner, now, j.reserved(), used);
+    state.queue.remove(&id);
+    state.running.remove(&id);
+    state.finished.insert(
+        FinishedKey {
+            finished_at_ns: now,
+            job: id,
+        },
+        0,
+    );
+    state.user_jobs.insert(
+        UserJobKey {
+            owner: j.owner,
+            job: id,
+        },
+        1,
+    );
+    if let Some(mut u) = state.users.get(&j.owner) {
+        u.active_jobs = Some(u.active_jobs().saturating_sub(1));
+        state.users.insert(j.owner, u);
+    }
+    if let Some(pid) = j.pipeline {
+        if let Some(mut p) = state.pipelines.get(&pid) {
+            if p.job == Some(id) {
+                p.job = None;
+                p.jobs_completed += 1;
+                state.pipelines.insert(pid, p);
+            }
+        }
+    }
+    let owner = j.owner;
+    state.jobs.insert(id, j);
+    trim_finished(state, owner);
+}
+
+/// Deletes a finished job and its index entries.
+pub fn delete_finished(state: &mut State, id: u64) {
+    if let Some(j) = state.jobs.get(&id) {
+        if !j.status.is_final() {
+            return;
+        }
+        state.jobs.remove(&id);
+        state.user_jobs.remove(&UserJobKey {
+            owner: j.owner,
+            job: id,
+        });
+        if let Some(at) = j.finished_at_ns {
+            state.finished.remove(&FinishedKey {
+                finished_at_ns: at,
+                job: id,
+            });
+        }
+    }
+}
+
+/// Keeps at most the configured number of `owner`'s finished jobs.
+fn trim_finished(state: &mut State, owner: Principal) {
+    let max = state.config().max_finished_jobs_per_user as usize;
+    let finished: Vec<u64> = state
+        .user_jobs
+        .range(
+            UserJobKey { owner, job: 0 }..=UserJobKey {
+                owner,
+                job: u64::MAX,
+            },
+        )
+        .filter(|e| e.value() == 1)
+        .map(|e| e.key().job)
+        .collect();
+    if finished.len() > max {
+        for id in &finished[..finished.len() - max] {
+            delete_finished(state, *id);
+        }
+    }
+}
+
+/// What a job that failed or stopped early is charged: what it streamed
+/// (its prompt too, once a token came out of it), nothing else.
+fn streamed(j: &JobRecord) -> u64 {
+    if j.generated_tokens == 0 {
+        0
+    } else {
+        u64::from(j.prompt_tokens) + u64::from(j.generated_tokens)
+    }
+}
+
+/// Records the end of a running job; a worker at fault is marked failed
+/// (its pipeline unhealthy). Ends of jobs that are not running change
+/// nothing.
 pub fn finish_job(state: &mut State, job: u64, now: u64, result: RunResult) {
     let Some(mut j) = state.jobs.get(&job) else {
         return;
     };
-    if j.status != JobStatus::Running {
+    if j.status != JobStatusRecord::Running {
         return;
     }
-    let pipeline = j
+    let driver = j
         .pipeline
-        .and_then(|id| state.pipelines.get(&id).map(|p| (id, p)));
-    let driver = pipeline.as_ref().map(|(_, p)| p.workers[0]);
-    let refund;
+        .and_then(|id| state.pipelines.get(&id))
+        .and_then(|p| p.driver());
+    let used;
     match result {
+        RunResult::Requeue(why) => {
+            if let (WorkerError::NotLoaded, Some(d)) = (&why, driver) {
+                mark_failed(state, d, why.to_string());
+            }
+            requeue(state, job, j);
+            return;
+        }
         RunResult::Done(outcome) => {
+            let generated = outcome.tokens.len().min(j.max_new_tokens as usize);
+            j.text_ends = None;
             j.text = outcome.text;
-            j.generated_tokens = outcome.tokens.len() as u32;
             j.tokens = outcome.tokens;
+            j.tokens.truncate(generated);
+            j.generated_tokens = generated as u32;
             j.prompt_tokens = outcome.prompt_tokens;
-            j.instructions = Some(outcome.instructions);
-            j.status = JobStatus::Completed {
-                finish_reason: outcome.finish_reason,
+            j.instructions = Some(outcome.instructions.into());
+            j.status = JobStatusRecord::Completed {
+                finish_reason: FinishRecord::from(outcome.finish_reason),
             };
-            refund = j.max_new_tokens.saturating_sub(j.generated_tokens);
+            used = u64::from(j.prompt_tokens) + generated as u64;
         }
         RunResult::Refused(error) => {
             match (&error, driver) {
@@ -558,54 +636,173 @@ pub fn finish_job(state: &mut State, job: u64, now: u64, result: RunResult) {
             if let WorkerError::PromptTooLong { tokens, .. } = &error {
                 j.prompt_tokens = *tokens;
             }
-            j.status = JobStatus::Failed {
+            j.status = JobStatusRecord::Failed {
                 reason: error.to_string(),
             };
-            refund = j.max_new_tokens;
+            used = streamed(&j);
         }
-        RunResult::CallFailed(reason) => {
+        RunResult::CallFailed(reason) | RunResult::Stalled(reason) => {
             if let Some(d) = driver {
                 mark_failed(state, d, reason.clone());
             }
-            j.status = JobStatus::Failed { reason };
-            refund = j.max_new_tokens;
+            j.status = JobStatusRecord::Failed { reason };
+            used = streamed(&j);
+        }
+        RunResult::CancelledEarly => {
+            j.status = JobStatusRecord::Completed {
+                finish_reason: FinishRecord::Cancelled,
+            };
+            used = 0;
+        }
+        RunResult::Undeployed => {
+            j.status = JobStatusRecord::Failed {
+                reason: format!("model {:?} was undeployed", j.model),
+            };
+            used = streamed(&j);
         }
     }
-    j.finished_at_ns = Some(now);
-    refund_tokens(state, j.owner, now, u64::from(refund));
-    state.jobs.insert(job, j);
-    if let Some((id, mut p)) = pipeline {
-        if p.job == Some(job) {
-            p.job = None;
-            p.jobs_completed += 1;
-            state.pipelines.insert(id, p);
+    end_job(state, job, j, now, used);
+}
+
+/// Puts a started job back in the queue, its pipeline freed.
+fn requeue(state: &mut State, id: u64, mut j: JobRecord) {
+    if let Some(pid) = j.pipeline.take() {
+        if let Some(mut p) = state.pipelines.get(&pid) {
+            if p.job == Some(id) {
+                p.job = None;
+                state.pipelines.insert(pid, p);
+            }
+        }
+    }
+    j.status = JobStatusRecord::Queued;
+    j.started_at_ns = None;
+    j.heard_at_ns = None;
+    state.running.remove(&id);
+    state.queue.insert(id, 0);
+    state.jobs.insert(id, j);
+}
+
+/// Ends a queued job as failed, fully refunded.
+pub fn fail_queued(state: &mut State, id: u64, now: u64, reason: String) {
+    if let Some(mut j) = state.jobs.get(&id) {
+        if j.status == JobStatusRecord::Queued {
+            j.status = JobStatusRecord::Failed { reason };
+            end_job(state, id, j, now, 0);
         }
     }
 }
 
-/// A driver's report of a running job's text so far.
-pub fn record_progress(
-    state: &mut State,
-    worker: Principal,
-    progress: task_manager_api::job_progress::JobProgress,
-) {
-    let Some(mut j) = state.jobs.get(&progress.job) else {
-        return;
-    };
+/// Checks that `worker` drives `job` now.
+fn driver_check(state: &State, worker: Principal, job: u64) -> Result<JobRecord, CallbackError> {
+    if !state.workers.contains_key(&worker) {
+        return Err(CallbackError::NotAWorker { caller: worker });
+    }
+    let j = state
+        .jobs
+        .get(&job)
+        .ok_or(CallbackError::UnknownJob { job })?;
     let driver = j
         .pipeline
         .and_then(|id| state.pipelines.get(&id))
-        .map(|p| p.workers[0]);
-    if j.status != JobStatus::Running
-        || driver != Some(worker)
-        || progress.generated_tokens < j.generated_tokens
-    {
-        return;
+        .and_then(|p| p.driver());
+    if driver != Some(worker) {
+        return Err(CallbackError::NotTheDriver { job });
     }
-    j.text = progress.text;
-    j.generated_tokens = progress.generated_tokens;
-    j.prompt_tokens = progress.prompt_tokens;
+    if j.status != JobStatusRecord::Running {
+        return Err(CallbackError::JobNotRunning { job });
+    }
+    Ok(j)
+}
+
+/// The bounds every report of a job must keep.
+fn check_counts(
+    j: &JobRecord,
+    prompt_tokens: u32,
+    generated: usize,
+    text: &str,
+) -> Result<(), CallbackError> {
+    let bad = |reason: String| Err(CallbackError::InvalidReport { reason });
+    if generated > j.max_new_tokens as usize {
+        return bad(format!(
+            "{generated} tokens generated; the job allows {}",
+            j.max_new_tokens
+        ));
+    }
+    if let Some(bound) = j.prompt_bound {
+        if u64::from(prompt_tokens) > bound {
+            return bad(format!(
+                "{prompt_tokens} prompt tokens; the prompt has at most {bound}"
+            ));
+        }
+    }
+    let max_text = generated as u64 * MAX_TEXT_BYTES_PER_TOKEN;
+    if text.len() as u64 > max_text {
+        return bad(format!(
+            "{} bytes of text for {generated} tokens; at most {max_text}",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A driver's report of a running job's text so far. Stale reports (fewer
+/// tokens than already recorded) are accepted and ignored.
+pub fn record_progress(
+    state: &mut State,
+    worker: Principal,
+    progress: JobProgress,
+    now: u64,
+) -> Result<(), CallbackError> {
+    let mut j = driver_check(state, worker, progress.job)?;
+    check_counts(
+        &j,
+        progress.prompt_tokens,
+        progress.generated_tokens as usize,
+        &progress.text,
+    )?;
+    j.heard_at_ns = Some(now);
+    if progress.generated_tokens >= j.generated_tokens {
+        let ends = j.text_ends.get_or_insert_with(Vec::new);
+        let n = progress.generated_tokens as usize;
+        let len = progress.text.len() as u32;
+        if ends.len() < n {
+            ends.resize(n, len);
+        }
+        if n > 0 {
+            ends[n - 1] = len;
+        }
+        ends.truncate(n);
+        j.text = progress.text;
+        j.generated_tokens = progress.generated_tokens;
+        j.prompt_tokens = progress.prompt_tokens;
+    }
     state.jobs.insert(progress.job, j);
+    Ok(())
+}
+
+/// The driver's report that a job ended.
+pub fn record_end(
+    state: &mut State,
+    worker: Principal,
+    job: u64,
+    end: JobEnd,
+    now: u64,
+) -> Result<(), CallbackError> {
+    let j = driver_check(state, worker, job)?;
+    let result = match end {
+        JobEnd::Done(outcome) => {
+            check_counts(
+                &j,
+                outcome.prompt_tokens,
+                outcome.tokens.len(),
+                &outcome.text,
+            )?;
+            RunResult::Done(outcome)
+        }
+        JobEnd::Failed(e) => RunResult::Refused(e),
+    };
+    finish_job(state, job, now, result);
+    Ok(())
 }
 
 /// Cancels a job. A queued one ends now (full refund); a running one is
@@ -622,361 +819,43 @@ pub fn cancel(
         return Err(Error::UnknownJob { job: id });
     }
     match j.status {
-        JobStatus::Queued => {
-            state.queue.remove(&id);
-            j.status = JobStatus::Cancelled;
-            j.finished_at_ns = Some(now);
-            refund_tokens(state, j.owner, now, u64::from(j.max_new_tokens));
-            state.jobs.insert(id, j.clone());
-            Ok((job_info(id, &j), None))
+        JobStatusRecord::Queued => {
+            j.status = JobStatusRecord::Cancelled;
+            end_job(state, id, j, now, 0);
+            let j = state.jobs.get(&id).ok_or(Error::UnknownJob { job: id })?;
+            Ok((job_info(id, &j, 0), None))
         }
-        JobStatus::Running => {
+        JobStatusRecord::Running => {
             j.cancel_requested = true;
             state.jobs.insert(id, j.clone());
             let driver = j
                 .pipeline
                 .and_then(|p| state.pipelines.get(&p))
-                .map(|p| p.workers[0]);
-            Ok((job_info(id, &j), driver))
+                .and_then(|p| p.driver());
+            Ok((job_info(id, &j, 0), driver))
         }
         _ => Err(Error::JobFinished { job: id }),
     }
 }
 
-/// After an upgrade: jobs that were running when the canister stopped
-/// without waiting for them lost their callbacks; they fail (refunded) and
-/// free their pipelines.
-pub fn fail_orphans(state: &mut State, now: u64) {
-    let running: Vec<u64> = state
-        .jobs
-        .iter()
-        .filter(|e| e.value().status == JobStatus::Running)
-        .map(|e| *e.key())
-        .collect();
-    for job in running {
-        if let Some(mut j) = state.jobs.get(&job) {
-            j.status = JobStatus::Failed {
-                reason: "interrupted by an upgrade of the task manager".into(),
-            };
-            j.finished_at_ns = Some(now);
-            refund_tokens(state, j.owner, now, u64::from(j.max_new_tokens));
-            if let Some(id) = j.pipeline {
-                if let Some(mut p) = state.pipelines.get(&id) {
-                    p.job = None;
-                    state.pipelines.insert(id, p);
-                }
-            }
-            state.jobs.insert(job, j);
-        }
+/// After an upgrade: running jobs go on (their drivers report to the new
+/// code); each gets a fresh watchdog period, since the upgrade itself
+/// took time. Touches the running jobs only.
+pub fn after_upgrade(state: &mut State, now: u64) -> u64 {
+    let running: Vec<u64> = state.running.iter().map(|e| *e.key()).collect();
+    for &id in &running {
+        accepted(state, id, now);
+    }
+    running.len() as u64
+}
+
+/// Ends the running jobs an undeploy took the pipelines of.
+pub fn end_undeployed(state: &mut State, jobs: &[(u64, Principal)], now: u64) {
+    for &(job, _) in jobs {
+        // The pipeline is gone: end the job as though it still had one.
+        finish_job(state, job, now, RunResult::Undeployed);
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::env::test::{user, TestEnv};
-    use crate::model::registry::tests::{tiny_chunks, tiny_file};
-    use crate::updates::register::register_impl;
-    use worker_api::FinishReason;
-
-    const NOW: u64 = 1_700_000_000_000_000_000;
-
-    fn worker(n: u8) -> Principal {
-        Principal::from_slice(&[0x77, n])
-    }
-
-    /// The tiny two-stage model uploaded, `pipelines` pipelines deployed
-    /// and ready, users 1..=3 registered.
-    fn served(pipelines: u32) -> State {
-        let mut state = State::in_memory();
-        registry::create_model(&mut state, tiny_file("manifest.json"), NOW).unwrap();
-        for (chunk, bytes) in tiny_chunks() {
-            registry::upload_chunk(&mut state, &chunk, bytes).unwrap();
-        }
-        for n in 0..(2 * pipelines) as u8 {
-            add_worker(&mut state, worker(n), false, NOW).unwrap();
-        }
-        let deployment = deploy_model(&mut state, "tiny-llama", pipelines).unwrap();
-        assert_eq!(deployment.loads.len(), 2 * pipelines as usize);
-        assert!(deployment.pipelines.iter().all(|p| !p.healthy));
-        for (w, args) in &deployment.loads {
-            assert!(args.pipeline.contains(w));
-            load_finished(&mut state, *w, Ok(()));
-        }
-        let mut env = TestEnv::new();
-        for n in 1..=3 {
-            register_impl(&mut state, env.as_caller(user(n))).unwrap();
-        }
-        state
-    }
-
-    fn req(max_new_tokens: u32) -> GenerateRequest {
-        GenerateRequest {
-            model: "tiny-llama".into(),
-            prompt: Prompt::Text("Once upon a time".into()),
-            max_new_tokens,
-            sampling: Sampling::default(),
-            stop_sequences: vec![],
-            seed: None,
-        }
-    }
-
-    fn available(state: &State, n: u8) -> u64 {
-        let record = state.users.get(&user(n)).unwrap();
-        record
-            .bucket
-            .available(&crate::model::users::quota_of(state, &record), NOW)
-    }
-
-    fn outcome(tokens: usize) -> JobOutcome {
-        JobOutcome {
-            text: "x".repeat(tokens),
-            tokens: vec![1; tokens],
-            prompt_tokens: 4,
-            finish_reason: FinishReason::Eos,
-            instructions: JobInstructions::default(),
-        }
-    }
-
-    #[test]
-    fn deploying_needs_a_complete_model_and_enough_idle_workers() {
-        let mut state = State::in_memory();
-        registry::create_model(&mut state, tiny_file("manifest.json"), NOW).unwrap();
-        add_worker(&mut state, worker(0), false, NOW).unwrap();
-        assert_eq!(
-            add_worker(&mut state, worker(0), false, NOW),
-            Err(Error::WorkerExists { worker: worker(0) })
-        );
-        assert!(matches!(
-            deploy_model(&mut state, "tiny-llama", 1),
-            Err(Error::ModelIncomplete { .. })
-        ));
-        for (chunk, bytes) in tiny_chunks() {
-            registry::upload_chunk(&mut state, &chunk, bytes).unwrap();
-        }
-        assert!(matches!(
-            deploy_model(&mut state, "tiny-llama", 1),
-            Err(Error::NotEnoughWorkers { needed: 2, idle: 1 })
-        ));
-        assert!(state.pipelines.is_empty());
-        assert!(matches!(
-            deploy_model(&mut state, "nope", 1),
-            Err(Error::UnknownModel { .. })
-        ));
-        // A deployed model cannot be deleted.
-        add_worker(&mut state, worker(1), false, NOW).unwrap();
-        deploy_model(&mut state, "tiny-llama", 1).unwrap();
-        assert!(matches!(
-            registry::delete_model(&mut state, "tiny-llama"),
-            Err(Error::ModelInUse { .. })
-        ));
-    }
-
-    #[test]
-    fn jobs_reserve_start_on_free_pipelines_and_refund_what_they_do_not_use() {
-        let mut state = served(1);
-        let full = available(&state, 1);
-        let a = create_job(&mut state, user(1), NOW, req(10)).unwrap();
-        let b = create_job(&mut state, user(1), NOW, req(10)).unwrap();
-        assert_eq!(available(&state, 1), full - 20);
-        let starts = next_starts(&mut state, NOW);
-        assert_eq!(
-            starts,
-            vec![Start {
-                job: a,
-                pipeline: 0,
-                driver: worker(0)
-            }]
-        );
-        assert!(
-            next_starts(&mut state, NOW).is_empty(),
-            "one pipeline, one job"
-        );
-        assert_eq!(state.jobs.get(&b).unwrap().status, JobStatus::Queued);
-        // Progress from the driver only, never backwards.
-        let progress = |job, n| task_manager_api::job_progress::JobProgress {
-            job,
-            text: "y".repeat(n as usize),
-            generated_tokens: n,
-            prompt_tokens: 4,
-        };
-        record_progress(&mut state, worker(1), progress(a, 3));
-        assert_eq!(state.jobs.get(&a).unwrap().generated_tokens, 0);
-        record_progress(&mut state, worker(0), progress(a, 3));
-        record_progress(&mut state, worker(0), progress(a, 2));
-        assert_eq!(state.jobs.get(&a).unwrap().text, "yyy");
-        finish_job(&mut state, a, NOW, RunResult::Done(outcome(4)));
-        let done = state.jobs.get(&a).unwrap();
-        assert_eq!(
-            done.status,
-            JobStatus::Completed {
-                finish_reason: FinishReason::Eos
-            }
-        );
-        assert_eq!(done.generated_tokens, 4);
-        assert_eq!(available(&state, 1), full - 10 - 4);
-        // Finishing twice changes nothing.
-        finish_job(&mut state, a, NOW, RunResult::Done(outcome(9)));
-        assert_eq!(available(&state, 1), full - 10 - 4);
-        assert_eq!(next_starts(&mut state, NOW)[0].job, b);
-    }
-
-    #[test]
-    fn the_queue_is_fair_between_users() {
-        // One pipeline: user 1 queued three jobs before user 2's one; they
-        // take turns.
-        let mut state = served(1);
-        let hog: Vec<u64> = (0..3)
-            .map(|_| create_job(&mut state, user(1), NOW, req(2)).unwrap())
-            .collect();
-        let other = create_job(&mut state, user(2), NOW, req(2)).unwrap();
-        let mut order = Vec::new();
-        while let Some(start) = next_starts(&mut state, NOW).first().cloned() {
-            order.push(start.job);
-            finish_job(&mut state, start.job, NOW, RunResult::Done(outcome(2)));
-        }
-        assert_eq!(order, vec![hog[0], other, hog[1], hog[2]]);
-
-        // Two pipelines: one job of each user at once.
-        let mut state = served(2);
-        let hog: Vec<u64> = (0..3)
-            .map(|_| create_job(&mut state, user(1), NOW, req(2)).unwrap())
-            .collect();
-        let other = create_job(&mut state, user(2), NOW, req(2)).unwrap();
-        let started: Vec<u64> = next_starts(&mut state, NOW).iter().map(|s| s.job).collect();
-        assert_eq!(started, vec![hog[0], other]);
-    }
-
-    #[test]
-    fn failures_refund_everything_and_mark_the_worker_at_fault() {
-        let mut state = served(1);
-        let full = available(&state, 1);
-        let job = create_job(&mut state, user(1), NOW, req(10)).unwrap();
-        next_starts(&mut state, NOW);
-        finish_job(
-            &mut state,
-            job,
-            NOW,
-            RunResult::Refused(WorkerError::PeerFailed {
-                peer: worker(1),
-                reason: "Canister is stopped".into(),
-            }),
-        );
-        assert!(matches!(
-            state.jobs.get(&job).unwrap().status,
-            JobStatus::Failed { .. }
-        ));
-        assert_eq!(available(&state, 1), full);
-        let w1 = state.workers.get(&worker(1)).unwrap();
-        assert!(matches!(w1.state, WorkerState::Failed { .. }));
-        assert_eq!(
-            state.workers.get(&worker(0)).unwrap().state,
-            WorkerState::Ready
-        );
-        // No healthy pipeline: new jobs wait.
-        let next = create_job(&mut state, user(1), NOW, req(10)).unwrap();
-        assert!(next_starts(&mut state, NOW).is_empty());
-        load_finished(&mut state, worker(1), Ok(()));
-        assert_eq!(next_starts(&mut state, NOW)[0].job, next);
-        // A request the driver refuses fails the job, not the worker.
-        finish_job(
-            &mut state,
-            next,
-            NOW,
-            RunResult::Refused(WorkerError::PromptTooLong {
-                tokens: 900,
-                max: 512,
-            }),
-        );
-        assert!(pipeline_healthy(&state, &state.pipelines.get(&0).unwrap()));
-        // A failed call blames the driver.
-        let third = create_job(&mut state, user(1), NOW, req(10)).unwrap();
-        next_starts(&mut state, NOW);
-        finish_job(
-            &mut state,
-            third,
-            NOW,
-            RunResult::CallFailed("trapped".into()),
-        );
-        assert!(matches!(
-            state.workers.get(&worker(0)).unwrap().state,
-            WorkerState::Failed { .. }
-        ));
-        assert_eq!(available(&state, 1), full);
-    }
-
-    #[test]
-    fn cancel_refunds_queued_jobs_and_flags_running_ones() {
-        let mut state = served(1);
-        let full = available(&state, 2);
-        let running = create_job(&mut state, user(2), NOW, req(10)).unwrap();
-        let queued = create_job(&mut state, user(2), NOW, req(10)).unwrap();
-        next_starts(&mut state, NOW);
-        assert_eq!(
-            cancel(&mut state, queued, user(3), false, NOW).unwrap_err(),
-            Error::UnknownJob { job: queued }
-        );
-        let (info, driver) = cancel(&mut state, queued, user(2), false, NOW).unwrap();
-        assert_eq!((info.status, driver), (JobStatus::Cancelled, None));
-        assert!(state.queue.is_empty());
-        assert_eq!(available(&state, 2), full - 10);
-        let (_, driver) = cancel(&mut state, running, user(2), false, NOW).unwrap();
-        assert_eq!(driver, Some(worker(0)));
-        assert!(state.jobs.get(&running).unwrap().cancel_requested);
-        assert_eq!(
-            cancel(&mut state, queued, user(2), false, NOW).unwrap_err(),
-            Error::JobFinished { job: queued }
-        );
-    }
-
-    #[test]
-    fn bad_requests_change_nothing() {
-        let mut state = served(1);
-        let full = available(&state, 1);
-        let mut long = req(4);
-        long.prompt = Prompt::Text("x".repeat(MAX_PROMPT_BYTES as usize + 1));
-        let mut seed = req(4);
-        seed.seed = Some(serde_bytes::ByteBuf::from(vec![1; 31]));
-        let mut unknown = req(4);
-        unknown.model = "nope".into();
-        let mut stops = req(4);
-        stops.stop_sequences = vec![String::new()];
-        for (request, expected) in [
-            (long, "PromptTooLong"),
-            (req(0), "InvalidRequest"),
-            (req(513), "InvalidRequest"),
-            (seed, "InvalidRequest"),
-            (unknown, "UnknownModel"),
-            (stops, "InvalidRequest"),
-        ] {
-            let e = create_job(&mut state, user(1), NOW, request).unwrap_err();
-            assert!(format!("{e:?}").starts_with(expected), "{e:?}");
-        }
-        assert_eq!(
-            create_job(&mut state, user(9), NOW, req(4)).unwrap_err(),
-            Error::NotRegistered
-        );
-        state.update_config(|c| c.paused = true);
-        assert_eq!(
-            create_job(&mut state, user(1), NOW, req(4)).unwrap_err(),
-            Error::Paused
-        );
-        assert!(state.jobs.is_empty() && state.queue.is_empty());
-        assert_eq!(available(&state, 1), full);
-    }
-
-    #[test]
-    fn running_jobs_orphaned_by_an_upgrade_fail_and_free_their_pipeline() {
-        let mut state = served(1);
-        let full = available(&state, 1);
-        let job = create_job(&mut state, user(1), NOW, req(10)).unwrap();
-        next_starts(&mut state, NOW);
-        fail_orphans(&mut state, NOW);
-        assert!(matches!(
-            state.jobs.get(&job).unwrap().status,
-            JobStatus::Failed { .. }
-        ));
-        assert_eq!(state.pipelines.get(&0).unwrap().job, None);
-        assert_eq!(available(&state, 1), full);
-    }
-}
+mod tests;

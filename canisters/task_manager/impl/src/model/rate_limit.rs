@@ -45,6 +45,23 @@ impl TokenBucket {
         }
     }
 
+    /// A bucket holding `tokens` (at most the quota's capacity).
+    pub fn with_tokens(quota: &Quota, tokens: u64, now_ns: u64) -> TokenBucket {
+        TokenBucket {
+            level: (u128::from(tokens) * NANOS_PER_SEC).min(capacity(quota)),
+            updated_at_ns: now_ns,
+        }
+    }
+
+    /// Takes up to `tokens`, as many as there are (settling a job that
+    /// used more than it reserved: never below empty).
+    pub fn take_saturating(&mut self, quota: &Quota, now_ns: u64, tokens: u64) {
+        self.refill(quota, now_ns);
+        self.level = self
+            .level
+            .saturating_sub(u128::from(tokens) * NANOS_PER_SEC);
+    }
+
     /// Brings the level up to `now_ns`. Time that goes backwards (it does
     /// not on the IC) adds nothing.
     fn refill(&mut self, quota: &Quota, now_ns: u64) {

@@ -1,19 +1,34 @@
 use ic_cdk::query;
-use task_manager_api::missing_chunks::{Args, Response};
+
+use crate::guards::small_arg;
+use task_manager_api::missing_chunks::{Args, MissingChunksPage};
+use task_manager_api::{AdminError, Error};
 
 use crate::env::{CanisterEnv, Environment};
 use crate::model::registry;
 use crate::model::users::authorize_controller;
+use crate::queries::paging;
 use crate::state::{read_state, State};
 
-#[query]
+#[query(guard = "small_arg")]
 fn missing_chunks(
-    model: task_manager_api::missing_chunks::Args,
+    args: task_manager_api::missing_chunks::Args,
 ) -> task_manager_api::missing_chunks::Response {
-    read_state(|state| missing_chunks_impl(state, &CanisterEnv, model))
+    read_state(|state| missing_chunks_impl(state, &CanisterEnv, args))
+        .map_err(AdminError::from)
+        .into()
 }
 
-pub(crate) fn missing_chunks_impl(state: &State, env: &impl Environment, model: Args) -> Response {
+pub(crate) fn missing_chunks_impl(
+    state: &State,
+    env: &impl Environment,
+    args: Args,
+) -> Result<MissingChunksPage, Error> {
     authorize_controller(env)?;
-    registry::missing_chunks(state, &model)
+    let length = paging::checked(args.length)?;
+    let missing = registry::missing_chunks(state, &args.model)?;
+    Ok(MissingChunksPage {
+        total: missing.len() as u64,
+        chunks: paging::page(missing.into_iter(), args.start, length),
+    })
 }

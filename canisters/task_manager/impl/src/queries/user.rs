@@ -1,16 +1,25 @@
 use ic_cdk::query;
-use task_manager_api::user::{Args, Response};
+
+use crate::guards::small_arg;
+use task_manager_api::user::Args;
+use task_manager_api::{AdminError, Error};
 
 use crate::env::{CanisterEnv, Environment};
 use crate::model::users::{authorize_controller, existing_user, profile};
 use crate::state::{read_state, State};
 
-#[query]
+#[query(guard = "small_arg")]
 fn user(principal: task_manager_api::user::Args) -> task_manager_api::user::Response {
     read_state(|state| user_impl(state, &CanisterEnv, principal))
+        .map_err(AdminError::from)
+        .into()
 }
 
-pub(crate) fn user_impl(state: &State, env: &impl Environment, principal: Args) -> Response {
+pub(crate) fn user_impl(
+    state: &State,
+    env: &impl Environment,
+    principal: Args,
+) -> Result<task_manager_api::UserProfile, Error> {
     authorize_controller(env)?;
     let record = existing_user(state, principal)?;
     Ok(profile(state, principal, &record, env.now()))

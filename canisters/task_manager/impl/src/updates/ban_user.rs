@@ -1,13 +1,18 @@
 use ic_cdk::update;
-use task_manager_api::ban_user::{Args, Response};
+
+use crate::guards::small_arg;
+use task_manager_api::ban_user::Args;
+use task_manager_api::{AdminError, Error};
 
 use crate::env::{CanisterEnv, Environment};
 use crate::model::users::{authorize_controller, existing_user};
 use crate::state::{mutate_state, State};
 
-#[update]
+#[update(guard = "small_arg")]
 fn ban_user(principal: task_manager_api::ban_user::Args) -> task_manager_api::ban_user::Response {
     mutate_state(|state| set_banned(state, &CanisterEnv, principal, true))
+        .map_err(AdminError::from)
+        .into()
 }
 
 /// `ban_user` and `unban_user`.
@@ -16,7 +21,7 @@ pub(crate) fn set_banned(
     env: &impl Environment,
     principal: Args,
     banned: bool,
-) -> Response {
+) -> Result<(), Error> {
     authorize_controller(env)?;
     let mut record = existing_user(state, principal)?;
     record.banned = banned;

@@ -1,5 +1,6 @@
 use ic_cdk::update;
-use task_manager_api::create_model::{Args, Response};
+use task_manager_api::create_model::Args;
+use task_manager_api::{AdminError, Error};
 
 use crate::env::{CanisterEnv, Environment};
 use crate::model::registry;
@@ -11,9 +12,15 @@ fn create_model(
     args: task_manager_api::create_model::Args,
 ) -> task_manager_api::create_model::Response {
     mutate_state(|state| create_model_impl(state, &CanisterEnv, args))
+        .map_err(AdminError::from)
+        .into()
 }
 
-pub(crate) fn create_model_impl(state: &mut State, env: &impl Environment, args: Args) -> Response {
+pub(crate) fn create_model_impl(
+    state: &mut State,
+    env: &impl Environment,
+    args: Args,
+) -> Result<task_manager_api::ModelInfo, Error> {
     authorize_controller(env)?;
     registry::create_model(state, args.manifest_json.into_vec(), env.now())
 }

@@ -1,20 +1,27 @@
 use ic_cdk::update;
+
+use crate::guards::small_arg;
 use task_manager_api::deploy_model::Args;
-use task_manager_api::Error;
+use task_manager_api::{AdminError, Error};
 
 use crate::dispatch;
 use crate::env::{CanisterEnv, Environment};
-use crate::model::jobs::{self, Deployment};
 use crate::model::users::authorize_controller;
+use crate::model::workers::{self, Deployment};
 use crate::state::{mutate_state, State};
 
-#[update]
+#[update(guard = "small_arg")]
 fn deploy_model(
     args: task_manager_api::deploy_model::Args,
 ) -> task_manager_api::deploy_model::Response {
-    let deployment = mutate_state(|state| deploy_model_impl(state, &CanisterEnv, args))?;
-    dispatch::load(deployment.loads);
-    Ok(deployment.pipelines)
+    match mutate_state(|state| deploy_model_impl(state, &CanisterEnv, args)) {
+        Ok(deployment) => {
+            dispatch::load(deployment.loads);
+            Ok(deployment.pipelines)
+        }
+        Err(e) => Err(AdminError::from(e)),
+    }
+    .into()
 }
 
 pub(crate) fn deploy_model_impl(
@@ -23,5 +30,5 @@ pub(crate) fn deploy_model_impl(
     args: Args,
 ) -> Result<Deployment, Error> {
     authorize_controller(env)?;
-    jobs::deploy_model(state, &args.model, args.pipelines)
+    workers::deploy_model(state, &args.model, args.pipelines)
 }

@@ -1,37 +1,26 @@
 use ic_cdk::update;
-use task_manager_api::register::Response;
-use task_manager_api::Error;
+
+use crate::guards::small_arg;
+use task_manager_api::{Error, UserError, UserProfile};
 
 use crate::env::{CanisterEnv, Environment};
-use crate::model::rate_limit::TokenBucket;
-use crate::model::users::profile;
-use crate::state::{mutate_state, State, UserRecord};
+use crate::model::users;
+use crate::state::{mutate_state, State};
 
-#[update]
+/// Under the controller's registration policy (see
+/// [`users::register`]).
+#[update(guard = "small_arg")]
 fn register() -> task_manager_api::register::Response {
     mutate_state(|state| register_impl(state, &CanisterEnv))
+        .map_err(UserError::from)
+        .into()
 }
 
-pub(crate) fn register_impl(state: &mut State, env: &impl Environment) -> Response {
-    let caller = env.caller();
-    if caller == candid::Principal::anonymous() {
-        return Err(Error::AnonymousCaller);
-    }
-    let now = env.now();
-    if let Some(record) = state.users.get(&caller) {
-        if record.banned {
-            return Err(Error::Banned);
-        }
-        return Ok(profile(state, caller, &record, now));
-    }
-    let record = UserRecord {
-        registered_at_ns: now,
-        banned: false,
-        quota: None,
-        bucket: TokenBucket::full(&state.config().default_quota, now),
-    };
-    state.users.insert(caller, record.clone());
-    Ok(profile(state, caller, &record, now))
+pub(crate) fn register_impl(
+    state: &mut State,
+    env: &impl Environment,
+) -> Result<UserProfile, Error> {
+    users::register(state, env.caller(), env.now())
 }
 
 #[cfg(test)]
@@ -41,20 +30,20 @@ mod tests {
     use crate::model::users::reserve_tokens;
 
     #[test]
-    fn registers_once_with_a_full_bucket() {
+    fn registers_once_with_the_configured_tokens() {
         let mut state = State::in_memory();
         let mut env = TestEnv::new();
         let first = register_impl(&mut state, env.as_caller(user(1))).unwrap();
         assert_eq!(first.principal, user(1));
-        assert_eq!(first.tokens_available, first.quota.capacity);
+        assert_eq!(first.tokens_available, state.config().new_user_tokens);
+        assert!(first.tokens_available < first.quota.capacity);
         assert!(!first.quota_is_override);
 
         // Idempotent: the same profile, the bucket untouched by a re-register.
         reserve_tokens(&mut state, user(1), env.now, 5).unwrap();
-        env.now += 1;
         let again = register_impl(&mut state, &env).unwrap();
         assert_eq!(again.registered_at_ns, first.registered_at_ns);
-        assert_eq!(again.tokens_available, first.quota.capacity - 5);
+        assert_eq!(again.tokens_available, first.tokens_available - 5);
         assert_eq!(state.users.len(), 1);
     }
 

@@ -1,23 +1,28 @@
 use ic_cdk::update;
-use task_manager_api::set_default_quota::{Args, Response};
+
+use crate::guards::small_arg;
+use task_manager_api::set_default_quota::Args;
+use task_manager_api::{AdminError, Error};
 
 use crate::env::{CanisterEnv, Environment};
 use crate::model::rate_limit::validate_quota;
 use crate::model::users::authorize_controller;
 use crate::state::{mutate_state, State};
 
-#[update]
+#[update(guard = "small_arg")]
 fn set_default_quota(
     quota: task_manager_api::set_default_quota::Args,
 ) -> task_manager_api::set_default_quota::Response {
     mutate_state(|state| set_default_quota_impl(state, &CanisterEnv, quota))
+        .map_err(AdminError::from)
+        .into()
 }
 
 pub(crate) fn set_default_quota_impl(
     state: &mut State,
     env: &impl Environment,
     quota: Args,
-) -> Response {
+) -> Result<(), Error> {
     authorize_controller(env)?;
     validate_quota(&quota)?;
     state.update_config(|config| config.default_quota = quota);

@@ -1,18 +1,27 @@
 use ic_cdk::update;
-use task_manager_api::set_paused::{Args, Response};
+
+use crate::guards::small_arg;
+use task_manager_api::set_paused::Args;
+use task_manager_api::{AdminError, Error};
 
 use crate::env::{CanisterEnv, Environment};
 use crate::model::users::authorize_controller;
 use crate::state::{mutate_state, State};
 
-#[update]
+#[update(guard = "small_arg")]
 fn set_paused(
     paused: task_manager_api::set_paused::Args,
 ) -> task_manager_api::set_paused::Response {
     mutate_state(|state| set_paused_impl(state, &CanisterEnv, paused))
+        .map_err(AdminError::from)
+        .into()
 }
 
-pub(crate) fn set_paused_impl(state: &mut State, env: &impl Environment, paused: Args) -> Response {
+pub(crate) fn set_paused_impl(
+    state: &mut State,
+    env: &impl Environment,
+    paused: Args,
+) -> Result<(), Error> {
     authorize_controller(env)?;
     state.update_config(|config| config.paused = paused);
     Ok(())

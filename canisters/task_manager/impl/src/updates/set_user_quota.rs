@@ -1,29 +1,34 @@
 use ic_cdk::update;
-use task_manager_api::set_user_quota::{Args, Response};
+
+use crate::guards::small_arg;
+use task_manager_api::set_user_quota::Args;
+use task_manager_api::{AdminError, Error};
 
 use crate::env::{CanisterEnv, Environment};
 use crate::model::rate_limit::validate_quota;
 use crate::model::users::{authorize_controller, existing_user};
 use crate::state::{mutate_state, State};
 
-#[update]
+#[update(guard = "small_arg")]
 fn set_user_quota(
     args: task_manager_api::set_user_quota::Args,
 ) -> task_manager_api::set_user_quota::Response {
     mutate_state(|state| set_user_quota_impl(state, &CanisterEnv, args))
+        .map_err(AdminError::from)
+        .into()
 }
 
 pub(crate) fn set_user_quota_impl(
     state: &mut State,
     env: &impl Environment,
     args: Args,
-) -> Response {
+) -> Result<(), Error> {
     authorize_controller(env)?;
     if let Some(quota) = &args.quota {
         validate_quota(quota)?;
     }
     let mut record = existing_user(state, args.user)?;
-    record.quota = args.quota;
+    record.quota = args.quota.map(Into::into);
     state.users.insert(args.user, record);
     Ok(())
 }

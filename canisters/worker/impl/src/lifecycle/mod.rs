@@ -2,18 +2,15 @@
 //!
 //! The assignment and its chunks are in stable memory; the stages loaded
 //! into tract are not (they are derived). After an upgrade a timer reloads
-//! them in a message of its own, and the worker tells the task manager it
-//! is ready again.
+//! them in messages of their own, and the worker tells the task manager it
+//! is ready again (`worker_ready`). Reports not yet delivered survive the
+//! upgrade; jobs running during it end, failed, and are reported.
 
-use std::time::Duration;
+use ic_cdk::{init, inspect_message, post_upgrade, pre_upgrade};
+use worker_api::{InitArgs, WorkerError};
 
-use ic_cdk::call::Call;
-use ic_cdk::{init, inspect_message, post_upgrade};
-use task_manager_api::worker_ready::WorkerReadyArgs;
-use worker_api::InitArgs;
-
-use crate::model::load;
 use crate::state::{init_state, mutate_state, read_state};
+use crate::tasks::{loads, reports};
 
 #[init]
 fn init(args: Option<InitArgs>) {
@@ -24,44 +21,31 @@ fn init(args: Option<InitArgs>) {
     init_state(Some(args.task_manager));
 }
 
+/// Bounded: at most `MAX_RUNNING_JOBS` jobs end and `MAX_OUTBOX` reports
+/// are written.
+#[pre_upgrade]
+fn pre_upgrade() {
+    let now = ic_cdk::api::time();
+    let error = WorkerError::StepFailed {
+        reason: "the worker was upgraded while the job ran".into(),
+    };
+    mutate_state(|s| {
+        for p in s.fail_running_jobs(&error, now) {
+            reports::log_dropped(&p, "the outbox is full");
+        }
+        s.save_outbox();
+    });
+}
+
 #[post_upgrade]
 fn post_upgrade(args: Option<InitArgs>) {
     init_state(args.map(|a| a.task_manager));
+    let now = ic_cdk::api::time();
+    mutate_state(|s| s.restore_outbox(now));
+    reports::schedule();
     if read_state(|s| s.assignment().is_some()) {
-        ic_cdk_timers::set_timer(Duration::ZERO, reload());
+        loads::start_reload();
     }
-}
-
-/// Loads the stored assignment again (a phase per message) and reports to
-/// the task manager.
-async fn reload() {
-    let started = mutate_state(load::start_build);
-    let result = match started {
-        Ok(epoch) => crate::updates::load_stages::build(epoch).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = &result {
-        mutate_state(|s| {
-            let epoch = s.load_epoch;
-            load::fail(s, epoch, e)
-        });
-    }
-    let (tm, model, stages) = read_state(|s| {
-        let a = s.assignment();
-        (
-            s.task_manager(),
-            a.map(|a| a.model.clone()).unwrap_or_default(),
-            a.map(|a| a.stages.clone()).unwrap_or_default(),
-        )
-    });
-    let args = WorkerReadyArgs {
-        model,
-        stages,
-        error: result.err().map(|e| e.to_string()),
-    };
-    let _ = Call::unbounded_wait(tm, "worker_ready")
-        .with_arg(args)
-        .oneway();
 }
 
 /// Worker methods are for canisters; ingress only from controllers.

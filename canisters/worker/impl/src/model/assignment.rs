@@ -88,10 +88,14 @@ impl Assignment {
         out
     }
 
-    /// The workers before this one (who may call `forward`).
-    pub fn upstream(&self) -> Vec<Principal> {
-        let first = self.stages.first().copied().unwrap_or(0) as usize;
-        self.pipeline[..first.min(self.pipeline.len())].to_vec()
+    /// The pipeline's driver (the worker holding stage 0, which sends
+    /// every `forward`), when it is another worker.
+    pub fn driver(&self) -> Option<Principal> {
+        if self.is_driver() {
+            None
+        } else {
+            self.pipeline.first().copied()
+        }
     }
 }
 
@@ -125,10 +129,10 @@ mod tests {
         assert_eq!(m.stages.len(), 2);
         assert!(a.is_driver());
         assert_eq!(a.downstream(), vec![p(2)]);
-        assert!(a.upstream().is_empty());
+        assert_eq!(a.driver(), None);
         let (b, _) = Assignment::check(args(vec![1], vec![p(1), p(2)]), p(2)).unwrap();
         assert!(!b.is_driver());
-        assert_eq!(b.upstream(), vec![p(1)]);
+        assert_eq!(b.driver(), Some(p(1)));
         assert!(b.downstream().is_empty());
         let (c, _) = Assignment::check(args(vec![0, 1], vec![p(1), p(1)]), p(1)).unwrap();
         assert!(c.downstream().is_empty());

@@ -3,7 +3,7 @@
 
 use model_format::Manifest;
 use task_manager_api::{ChunkRef, ModelFile};
-use worker_api::load_stages::{LoadReport, LoadStagesArgs};
+use worker_api::load_stages::LoadStagesArgs;
 use worker_api::status::LoadState;
 use worker_api::WorkerError;
 
@@ -15,11 +15,26 @@ use super::assignment::Assignment;
 use super::runtime::Runtime;
 use crate::state::{AssignmentCell, ChunkKey, State};
 
+/// What the last completed load cost (the worker's `status` shows it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub stages: Vec<u32>,
+    /// Bytes pulled and verified (stages and, on the driver, tokenizer).
+    pub bytes: u64,
+    pub chunks: u32,
+    /// Instructions to load the stages into tract (all load messages).
+    pub load_instructions: u64,
+    /// Messages the load into tract took (one phase of one stage each).
+    pub load_messages: u32,
+    /// The most instructions one of them used.
+    pub load_max_message: u64,
+}
+
 /// What a new load must do.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum LoadStart {
-    /// The same assignment is loaded already.
-    Done(LoadReport),
+    /// The same assignment is loaded already (reported ready at once).
+    Done,
     /// Pull these chunks (none stored yet), then finish.
     Pull {
         epoch: u64,
@@ -65,19 +80,22 @@ fn all_chunks(a: &Assignment, manifest: &Manifest) -> Vec<(ChunkKey, ChunkRef)> 
         .collect()
 }
 
-/// Starts loading `args`: checks it, keeps the chunks already verified for
-/// the same model files, and says what to pull.
+/// Starts loading `args` at `now`: checks it, keeps the chunks already
+/// verified for the same model files, and says what to pull. Jobs running
+/// on the old assignment end (failed, reported to the task manager).
 pub fn begin(
     state: &mut State,
     args: LoadStagesArgs,
     me: candid::Principal,
+    now: u64,
 ) -> Result<LoadStart, WorkerError> {
     let (assignment, manifest) = Assignment::check(args, me)?;
     if matches!(state.load_state, LoadState::Loading { .. }) {
         return Err(WorkerError::Busy);
     }
     if state.assignment() == Some(&assignment) && state.runtime.is_some() {
-        return Ok(LoadStart::Done(state.load_report.clone()));
+        state.report_load_end(state.load_epoch, None, now);
+        return Ok(LoadStart::Done);
     }
     let same_files = state.assignment().is_some_and(|old| {
         old.manifest_json == assignment.manifest_json && old.stages == assignment.stages
@@ -96,7 +114,12 @@ pub fn begin(
         .set(AssignmentCell(Some(assignment.clone())));
     state.manifest = Some(Rc::new(manifest));
     state.runtime = None;
-    state.jobs.clear();
+    state.fail_running_jobs(
+        &WorkerError::InvalidAssignment {
+            reason: "the worker was given a new assignment while the job ran".into(),
+        },
+        now,
+    );
     state.load_epoch += 1;
     state.load_state = LoadState::Loading {
         chunks_done: total - chunks.len() as u32,
@@ -353,13 +376,14 @@ mod tests {
             stages: vec![0],
             pipeline: vec![me, peer],
         };
-        let LoadStart::Pull { epoch, chunks } = begin(&mut state, args.clone(), me).unwrap() else {
+        let LoadStart::Pull { epoch, chunks } = begin(&mut state, args.clone(), me, 0).unwrap()
+        else {
             panic!("expected a pull")
         };
         // Tokenizer and stage 0: one chunk each in the tiny model.
         assert_eq!(chunks.len(), 2);
         assert_eq!(
-            begin(&mut state, args.clone(), me).unwrap_err(),
+            begin(&mut state, args.clone(), me, 0).unwrap_err(),
             WorkerError::Busy
         );
         let (key, r) = &chunks[1];
@@ -383,11 +407,10 @@ mod tests {
         assert_eq!(state.load_report.stages, vec![0]);
         assert_eq!(state.load_state, LoadState::Ready);
         assert!(state.runtime.as_ref().unwrap().tokenizer.is_some());
-        // The same assignment again: nothing to do.
-        assert!(matches!(
-            begin(&mut state, args, me).unwrap(),
-            LoadStart::Done(_)
-        ));
+        // The same assignment again: nothing to do but say it is ready.
+        assert!(state.outbox.is_empty());
+        assert_eq!(begin(&mut state, args, me, 0).unwrap(), LoadStart::Done);
+        assert!(state.outbox.contains(crate::model::outbox::ReportKey::Load));
         // After an upgrade the heap is gone; the chunks are not.
         state.runtime = None;
         let epoch = start_build(&mut state).unwrap();

@@ -18,6 +18,7 @@ pub(crate) fn status_impl(state: &State) -> Response {
         pipeline: assignment.map(|a| a.pipeline.clone()).unwrap_or_default(),
         state: state.load_state.clone(),
         active_jobs: (state.jobs.len() + peer_jobs) as u32,
+        pending_reports: state.outbox.len() as u32,
         load_instructions: state.load_report.load_instructions,
         load_messages: state.load_report.load_messages,
         load_max_message: state.load_report.load_max_message,

@@ -1,5 +1,4 @@
 use ic_cdk::update;
-use worker_api::load_step::Response;
 
 use crate::guards::{authorize, Audience, Caller};
 use crate::model::load;
@@ -11,10 +10,14 @@ fn load_step(epoch: worker_api::load_step::Args) -> worker_api::load_step::Respo
     let result = mutate_state(|s| load_step_impl(s, who, epoch));
     let used = ic_cdk::api::performance_counter(0);
     mutate_state(|s| load::count_build_message(s, used));
-    result
+    result.into()
 }
 
-pub(crate) fn load_step_impl(state: &mut State, who: Caller, epoch: u64) -> Response {
+pub(crate) fn load_step_impl(
+    state: &mut State,
+    who: Caller,
+    epoch: u64,
+) -> Result<bool, worker_api::WorkerError> {
     authorize(state, who, Audience::SelfOnly)?;
     load::build_step(state, epoch)
 }
