@@ -194,6 +194,23 @@ impl Env {
         user_err("job", self.suite.job(user, job))
     }
 
+    /// Ticks with time passing, a second a round, until the job has ended
+    /// (what waits on timers: retries, the watchdog). Never waits for the
+    /// replica to idle: a canister that never answers keeps it busy.
+    pub fn wait_job_as_time_passes(&mut self, user: Principal, job: u64) -> JobInfo {
+        for _ in 0..2_000 {
+            let info = self.job(user, job).expect("job");
+            if info.status.is_final() {
+                return info;
+            }
+            self.suite
+                .ic
+                .advance_time(std::time::Duration::from_secs(1));
+            self.suite.ic.tick();
+        }
+        panic!("job {job} did not end:\n{}", self.suite.diagnosis());
+    }
+
     /// A controller's update to the task manager.
     pub fn admin<A: CandidType, R: CandidType + for<'de> Deserialize<'de>>(
         &mut self,

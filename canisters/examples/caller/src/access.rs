@@ -124,20 +124,34 @@ impl Caller {
     }
 }
 
+/// Callers for the tests of this crate.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn id(n: u8) -> Principal {
+    pub fn id(n: u8) -> Principal {
         Principal::from_slice(&[n; 10])
     }
 
-    fn user(n: u8) -> Caller {
+    pub fn user(n: u8) -> Caller {
         Caller {
             principal: id(n),
             is_controller: false,
         }
     }
+
+    pub fn controller() -> Caller {
+        Caller {
+            principal: id(99),
+            is_controller: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{id, user};
+    use super::*;
 
     #[test]
     fn controllers_and_allowed_principals_spend_no_one_else() {

@@ -45,24 +45,7 @@ pub(crate) fn allowed(state: &State, caller: Caller) -> Result<Vec<Principal>, A
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn id(n: u8) -> Principal {
-        Principal::from_slice(&[n; 10])
-    }
-
-    fn user(n: u8) -> Caller {
-        Caller {
-            principal: id(n),
-            is_controller: false,
-        }
-    }
-
-    fn controller() -> Caller {
-        Caller {
-            principal: id(99),
-            is_controller: true,
-        }
-    }
+    use crate::access::fixtures::{controller, id, user};
 
     #[test]
     fn a_controller_manages_the_allow_list_and_the_example_spends_for_it() {

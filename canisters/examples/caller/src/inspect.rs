@@ -69,26 +69,9 @@ fn accepts(allow_list: &AllowList, caller: Caller, method: &str, arg_bytes: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::fixtures::{controller, id, user};
     use crate::types::InitArgs;
     use candid::Principal;
-
-    fn id(n: u8) -> Principal {
-        Principal::from_slice(&[n; 10])
-    }
-
-    fn user(n: u8) -> Caller {
-        Caller {
-            principal: id(n),
-            is_controller: false,
-        }
-    }
-
-    fn controller() -> Caller {
-        Caller {
-            principal: id(99),
-            is_controller: true,
-        }
-    }
 
     const SPENDING: [&str; 4] = ["ask", "start", "poll", "config"];
     const ADMIN: [&str; 4] = ["configure", "allow", "disallow", "allowed"];

@@ -359,20 +359,6 @@ fn prompt_tokens_are_reserved_and_a_prompt_beyond_the_context_is_refused() {
     assert!(matches!(r, Err(UserError::PromptTooLong { .. })), "{r:?}");
 }
 
-/// Ticks with time passing (a second a round) until the job has ended;
-/// never waits for the replica to idle (a silent canister never does).
-fn tick_until_final(env: &mut Env, user: Principal, job: u64) -> task_manager_api::JobInfo {
-    for _ in 0..2_000 {
-        let info = env.job(user, job).unwrap();
-        if info.status.is_final() {
-            return info;
-        }
-        env.ic.advance_time(std::time::Duration::from_secs(1));
-        env.ic.tick();
-    }
-    panic!("job {job} did not end");
-}
-
 #[test]
 fn a_driver_that_never_answers_fails_the_job_refunded_and_its_pipeline() {
     let mut env = deployed(1, 1, None);
@@ -392,7 +378,7 @@ fn a_driver_that_never_answers_fails_the_job_refunded_and_its_pipeline() {
     let job = env
         .generate(alice, &request(MODEL, "Hi", 4, Sampling::default(), 0))
         .unwrap();
-    let info = tick_until_final(&mut env, alice, job);
+    let info = env.wait_job_as_time_passes(alice, job);
     let JobStatus::Failed { reason } = &info.status else {
         panic!("{info:?}");
     };
@@ -426,7 +412,7 @@ fn a_driver_gone_silent_mid_job_is_timed_out_by_the_watchdog() {
     }
     // The driver loses its code mid-job: no report will ever come.
     env.ic.uninstall_code(controller(), driver).unwrap();
-    let info = tick_until_final(&mut env, alice, job);
+    let info = env.wait_job_as_time_passes(alice, job);
     assert!(
         matches!(&info.status, JobStatus::Failed { reason } if reason.contains("no report")),
         "{info:?}"

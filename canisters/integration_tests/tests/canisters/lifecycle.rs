@@ -119,7 +119,7 @@ fn state_survives_upgrades_and_workers_reload_their_stages() {
     upgrade_task_manager(&mut env);
     env.ic.start_canister(controller(), tm).unwrap();
     for job in [running, queued] {
-        let (info, _) = wait_job_with_time(&mut env, alice, job);
+        let info = env.wait_job_as_time_passes(alice, job);
         assert_eq!(info.tokens, expected.tokens, "job {job}");
     }
 
@@ -128,7 +128,7 @@ fn state_survives_upgrades_and_workers_reload_their_stages() {
     let live = env.generate(alice, &req).unwrap();
     run_until_tokens(&mut env, alice, live, 2);
     upgrade_task_manager(&mut env);
-    let (info, _) = wait_job_with_time(&mut env, alice, live);
+    let info = env.wait_job_as_time_passes(alice, live);
     assert_eq!(info.tokens, expected.tokens);
 
     // Each job was charged its prompt and its tokens, nothing more.
@@ -141,25 +141,6 @@ fn state_survives_upgrades_and_workers_reload_their_stages() {
         .sum();
     let capacity = profile.quota.capacity;
     assert_eq!(env.whoami(alice).tokens_available, capacity - spent);
-}
-
-/// Ticks, and lets time pass a second per round once nothing is due,
-/// until the job has ended (retries wait on timers).
-fn wait_job_with_time(
-    env: &mut Env,
-    user: Principal,
-    job: u64,
-) -> (task_manager_api::JobInfo, Vec<String>) {
-    for _ in 0..2_000 {
-        let info = env.job(user, job).unwrap();
-        if info.status.is_final() {
-            return (info, Vec::new());
-        }
-        env.ic.run_until_idle().unwrap();
-        env.ic.advance_time(std::time::Duration::from_secs(1));
-        env.ic.tick();
-    }
-    panic!("job {job} did not end:\n{}", env.suite.diagnosis());
 }
 
 #[test]
@@ -186,7 +167,7 @@ fn a_worker_stopped_mid_job_fails_the_job_cleanly() {
         );
         // A stopped peer fails the driver's step at once; a stopped driver
         // sends nothing more, and the task manager's watchdog ends the job.
-        let (info, _) = wait_job_with_time(&mut env, bob, job);
+        let info = env.wait_job_as_time_passes(bob, job);
         let JobStatus::Failed { reason } = &info.status else {
             panic!("{role}: expected a failed job, got {info:?}");
         };

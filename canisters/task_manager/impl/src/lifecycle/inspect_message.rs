@@ -4,7 +4,6 @@
 //! its method can take (the IC accepts 2 MiB for every method, and the
 //! canister pays for what it accepts).
 
-use candid::Principal;
 use ic_cdk::inspect_message;
 
 use model_format::limits::{MAX_STOP_SEQUENCES, MAX_STOP_SEQUENCE_BYTES};
@@ -13,9 +12,8 @@ use model_format::MAX_CHUNK_SIZE;
 use crate::env::{CanisterEnv, Environment};
 use crate::model::jobs::{MAX_CHAT_MESSAGES, MAX_PROMPT_BYTES};
 use crate::model::spawn::MAX_PIECE;
-use crate::model::users::{authorized_user, MAX_PENDING_USERS};
+use crate::model::users::{authorized_user, registration};
 use crate::state::{read_state, State};
-use task_manager_api::RegistrationPolicy;
 
 #[inspect_message]
 fn inspect_message() {
@@ -98,23 +96,8 @@ pub(crate) fn accepts(state: &State, env: &impl Environment, method: &str, arg_b
     }
     match audience(method) {
         None | Some(Audience::Controllers) => false,
-        Some(Audience::Registering) => {
-            if caller == Principal::anonymous() {
-                return false;
-            }
-            if let Some(record) = state.users.get(&caller) {
-                return !record.banned;
-            }
-            // What `register` would refuse anyway.
-            match state.config().registration {
-                RegistrationPolicy::Open { max_users } => state.users.len() < max_users,
-                RegistrationPolicy::Approval => {
-                    state.pending_users.contains_key(&caller)
-                        || state.pending_users.len() < MAX_PENDING_USERS
-                }
-                RegistrationPolicy::AllowList => false,
-            }
-        }
+        // What `register` would refuse anyway.
+        Some(Audience::Registering) => registration(state, caller).is_ok(),
         Some(Audience::Users) => authorized_user(state, caller).is_ok(),
     }
 }
@@ -125,6 +108,7 @@ mod tests {
     use crate::env::test::{controller, user, TestEnv};
     use crate::updates::ban_user::set_banned;
     use crate::updates::register::register_impl;
+    use candid::Principal;
 
     #[test]
     fn refuses_what_the_method_would_refuse() {

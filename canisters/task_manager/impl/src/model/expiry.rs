@@ -5,7 +5,7 @@
 
 use candid::Principal;
 
-use crate::model::jobs::{delete_finished, fail_queued, finish_job, RunResult};
+use crate::model::jobs::{delete_finished, driver_of, fail_queued, finish_job, RunResult};
 use crate::model::workers::model_served;
 use crate::state::{FinishedKey, State};
 
@@ -37,13 +37,7 @@ pub fn sweep(state: &mut State, now: u64) -> Sweep {
             let id = *e.key();
             let j = state.jobs.get(&id)?;
             let heard = j.heard_at_ns.or(j.started_at_ns).unwrap_or(j.created_at_ns);
-            (now.saturating_sub(heard) > stall).then(|| {
-                let driver = j
-                    .pipeline
-                    .and_then(|p| state.pipelines.get(&p))
-                    .and_then(|p| p.driver());
-                (id, driver)
-            })
+            (now.saturating_sub(heard) > stall).then(|| (id, driver_of(state, &j)))
         })
         .take(MAX_PER_PASS)
         .collect();

@@ -517,18 +517,34 @@ fn end_job(state: &mut State, id: u64, mut j: JobRecord, now: u64, used: u64) {
         u.active_jobs = Some(u.active_jobs().saturating_sub(1));
         state.users.insert(j.owner, u);
     }
-    if let Some(pid) = j.pipeline {
-        if let Some(mut p) = state.pipelines.get(&pid) {
-            if p.job == Some(id) {
-                p.job = None;
-                p.jobs_completed += 1;
-                state.pipelines.insert(pid, p);
-            }
-        }
-    }
+    release_pipeline(state, j.pipeline, id, true);
     let owner = j.owner;
     state.jobs.insert(id, j);
     trim_finished(state, owner);
+}
+
+/// The worker that drives `j` now: stage 0 of its pipeline.
+pub fn driver_of(state: &State, j: &JobRecord) -> Option<Principal> {
+    j.pipeline
+        .and_then(|id| state.pipelines.get(&id))
+        .and_then(|p| p.driver())
+}
+
+/// Frees pipeline `pipeline` of job `id` (when it still runs that job),
+/// counting the job as completed there or not.
+fn release_pipeline(state: &mut State, pipeline: Option<u32>, id: u64, completed: bool) {
+    let Some(pid) = pipeline else {
+        return;
+    };
+    if let Some(mut p) = state.pipelines.get(&pid) {
+        if p.job == Some(id) {
+            p.job = None;
+            if completed {
+                p.jobs_completed += 1;
+            }
+            state.pipelines.insert(pid, p);
+        }
+    }
 }
 
 /// Deletes a finished job and its index entries.
@@ -592,10 +608,7 @@ pub fn finish_job(state: &mut State, job: u64, now: u64, result: RunResult) {
     if j.status != JobStatusRecord::Running {
         return;
     }
-    let driver = j
-        .pipeline
-        .and_then(|id| state.pipelines.get(&id))
-        .and_then(|p| p.driver());
+    let driver = driver_of(state, &j);
     let used;
     match result {
         RunResult::Requeue(why) => {
@@ -666,14 +679,7 @@ pub fn finish_job(state: &mut State, job: u64, now: u64, result: RunResult) {
 
 /// Puts a started job back in the queue, its pipeline freed.
 fn requeue(state: &mut State, id: u64, mut j: JobRecord) {
-    if let Some(pid) = j.pipeline.take() {
-        if let Some(mut p) = state.pipelines.get(&pid) {
-            if p.job == Some(id) {
-                p.job = None;
-                state.pipelines.insert(pid, p);
-            }
-        }
-    }
+    release_pipeline(state, j.pipeline.take(), id, false);
     j.status = JobStatusRecord::Queued;
     j.started_at_ns = None;
     j.heard_at_ns = None;
@@ -701,10 +707,7 @@ fn driver_check(state: &State, worker: Principal, job: u64) -> Result<JobRecord,
         .jobs
         .get(&job)
         .ok_or(CallbackError::UnknownJob { job })?;
-    let driver = j
-        .pipeline
-        .and_then(|id| state.pipelines.get(&id))
-        .and_then(|p| p.driver());
+    let driver = driver_of(state, &j);
     if driver != Some(worker) {
         return Err(CallbackError::NotTheDriver { job });
     }
@@ -828,10 +831,7 @@ pub fn cancel(
         JobStatusRecord::Running => {
             j.cancel_requested = true;
             state.jobs.insert(id, j.clone());
-            let driver = j
-                .pipeline
-                .and_then(|p| state.pipelines.get(&p))
-                .and_then(|p| p.driver());
+            let driver = driver_of(state, &j);
             Ok((job_info(id, &j, 0), driver))
         }
         _ => Err(Error::JobFinished { job: id }),

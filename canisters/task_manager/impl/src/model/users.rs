@@ -81,10 +81,20 @@ fn new_user(state: &State, now: u64, tokens: u64) -> UserRecord {
     }
 }
 
-/// `register` under the configured policy: the caller's profile, or why
-/// not (a request recorded under `Approval`). Nothing changes when it is
-/// refused, but for that request.
-pub fn register(state: &mut State, caller: Principal, now: u64) -> Result<UserProfile, Error> {
+/// What `register` does for a caller, decided without changing anything
+/// (`inspect_message` asks the same question).
+#[derive(Debug, PartialEq)]
+pub enum Registration {
+    /// Already a user.
+    Known(UserRecord),
+    /// `Open`, with room: a new user.
+    New,
+    /// `Approval`: a request is recorded (or was already).
+    Request,
+}
+
+/// How `register` would treat `caller` now, or why it refuses.
+pub fn registration(state: &State, caller: Principal) -> Result<Registration, Error> {
     if caller == Principal::anonymous() {
         return Err(Error::AnonymousCaller);
     }
@@ -92,30 +102,43 @@ pub fn register(state: &mut State, caller: Principal, now: u64) -> Result<UserPr
         if record.banned {
             return Err(Error::Banned);
         }
-        return Ok(profile(state, caller, &record, now));
+        return Ok(Registration::Known(record));
     }
-    let config = state.config().clone();
-    match config.registration {
-        RegistrationPolicy::Open { max_users } => {
-            if state.users.len() >= max_users {
-                return Err(Error::RegistrationClosed { max: max_users });
-            }
-            let record = new_user(state, now, config.new_user_tokens);
+    match state.config().registration {
+        RegistrationPolicy::Open { max_users } if state.users.len() >= max_users => {
+            Err(Error::RegistrationClosed { max: max_users })
+        }
+        RegistrationPolicy::Open { .. } => Ok(Registration::New),
+        RegistrationPolicy::Approval
+            if !state.pending_users.contains_key(&caller)
+                && state.pending_users.len() >= MAX_PENDING_USERS =>
+        {
+            Err(Error::RegistrationClosed {
+                max: MAX_PENDING_USERS,
+            })
+        }
+        RegistrationPolicy::Approval => Ok(Registration::Request),
+        RegistrationPolicy::AllowList => Err(Error::NotAllowed),
+    }
+}
+
+/// `register` under the configured policy: the caller's profile, or why
+/// not (a request recorded under `Approval`). Nothing changes when it is
+/// refused, but for that request.
+pub fn register(state: &mut State, caller: Principal, now: u64) -> Result<UserProfile, Error> {
+    match registration(state, caller)? {
+        Registration::Known(record) => Ok(profile(state, caller, &record, now)),
+        Registration::New => {
+            let record = new_user(state, now, state.config().new_user_tokens);
             state.users.insert(caller, record.clone());
             Ok(profile(state, caller, &record, now))
         }
-        RegistrationPolicy::Approval => {
+        Registration::Request => {
             if !state.pending_users.contains_key(&caller) {
-                if state.pending_users.len() >= MAX_PENDING_USERS {
-                    return Err(Error::RegistrationClosed {
-                        max: MAX_PENDING_USERS,
-                    });
-                }
                 state.pending_users.insert(caller, now);
             }
             Err(Error::ApprovalPending)
         }
-        RegistrationPolicy::AllowList => Err(Error::NotAllowed),
     }
 }
 

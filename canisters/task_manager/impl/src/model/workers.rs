@@ -3,7 +3,7 @@
 //! `remove_worker`), and the workers' health.
 
 use candid::{CandidType, Deserialize, Principal};
-use task_manager_api::{Error, PipelineInfo, WorkerInfo, WorkerState};
+use task_manager_api::{Error, PipelineInfo, WorkerInfo};
 use worker_api::load_stages::LoadStagesArgs;
 
 use crate::model::registry;
@@ -279,11 +279,6 @@ pub fn failed_in_pipelines(state: &State) -> Vec<Principal> {
         })
         .map(|e| *e.key())
         .collect()
-}
-
-/// Whether `worker` is `WorkerState::Ready`-equivalent in the API's terms.
-pub fn state_of(state: &State, worker: Principal) -> Option<WorkerState> {
-    state.workers.get(&worker).map(|w| (&w.state).into())
 }
 
 #[cfg(test)]

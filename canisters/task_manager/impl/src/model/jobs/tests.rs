@@ -69,6 +69,11 @@ fn outcome(tokens: usize) -> JobOutcome {
     }
 }
 
+/// A worker's state as the API shows it.
+fn worker_state(state: &State, worker: Principal) -> Option<WorkerState> {
+    state.workers.get(&worker).map(|w| (&w.state).into())
+}
+
 fn status(state: &State, job: u64) -> JobStatus {
     JobStatus::from(&state.jobs.get(&job).unwrap().status)
 }
@@ -226,13 +231,10 @@ fn failures_refund_what_was_not_streamed_and_mark_the_worker_at_fault() {
     assert!(matches!(status(&state, job), JobStatus::Failed { .. }));
     assert_eq!(available(&state, 1), full);
     assert!(matches!(
-        workers::state_of(&state, worker(1)),
+        worker_state(&state, worker(1)),
         Some(WorkerState::Failed { .. })
     ));
-    assert_eq!(
-        workers::state_of(&state, worker(0)),
-        Some(WorkerState::Ready)
-    );
+    assert_eq!(worker_state(&state, worker(0)), Some(WorkerState::Ready));
     // No healthy pipeline: new jobs wait.
     let next = create_job(&mut state, user(1), NOW, req(10)).unwrap();
     assert!(next_starts(&mut state, NOW).is_empty());
@@ -250,7 +252,7 @@ fn failures_refund_what_was_not_streamed_and_mark_the_worker_at_fault() {
     );
     assert_eq!(available(&state, 1), full - 4 - 3);
     assert!(matches!(
-        workers::state_of(&state, worker(0)),
+        worker_state(&state, worker(0)),
         Some(WorkerState::Failed { .. })
     ));
 }
