@@ -1,0 +1,1 @@
+//! The certified state tree and its certificates.

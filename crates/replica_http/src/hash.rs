@@ -1,0 +1,1 @@
+//! The representation-independent hash of the IC interface specification.
