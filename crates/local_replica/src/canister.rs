@@ -19,6 +19,7 @@ use std::sync::Arc;
 use candid::Principal;
 use wasmtime::{Engine, Global, Instance, Linker, Memory, Module, Ref, Store, Table, Trap, Val};
 
+use crate::checkpoint::DirtyPages;
 use crate::error::ErrorCode;
 use crate::system_api::{HostState, HostTrap, MessageState, StableMemory};
 use crate::validation::{ModuleInfo, GLOBAL_EXPORT_PREFIX, MEMORY_EXPORT, TABLE_EXPORT};
@@ -48,6 +49,8 @@ pub(crate) struct CompiledModule {
     pub info: Arc<ModuleInfo>,
     /// SHA-256 of the module as installed (before instrumentation).
     pub hash: [u8; 32],
+    /// The module as installed (kept for checkpoints).
+    pub wasm: Arc<Vec<u8>>,
     /// Size of the (decompressed) module: part of the canister's memory.
     pub size: u64,
     /// What compiling it costs on the IC, in instructions.
@@ -81,24 +84,28 @@ pub(crate) struct Wasm {
     globals: Vec<Global>,
     committed_heap: Vec<u8>,
     committed_globals: Vec<Val>,
+    /// Pages of the committed heap changed since the last checkpoint.
+    heap_dirty: DirtyPages,
 }
 
 const PAGE: usize = 4096;
 
-/// Copies into `dst` the pages of `src` that differ; `dst` takes `src`'s
-/// length (it may only grow).
-fn sync_pages(src: &[u8], dst: &mut Vec<u8>) {
+/// Copies into `dst` the pages of `src` that differ, marking them in
+/// `dirty`; `dst` takes `src`'s length (it may only grow).
+fn sync_pages(src: &[u8], dst: &mut Vec<u8>, dirty: &mut DirtyPages) {
     let common = dst.len().min(src.len());
     let mut start = 0;
     while start < common {
         let end = (start + PAGE).min(common);
         if src[start..end] != dst[start..end] {
             dst[start..end].copy_from_slice(&src[start..end]);
+            dirty.mark(start, end);
         }
         start = end;
     }
     if src.len() > dst.len() {
         dst.extend_from_slice(&src[common..]);
+        dirty.mark(common, src.len());
     }
 }
 
@@ -188,6 +195,7 @@ impl Wasm {
             globals,
             committed_heap: Vec::new(),
             committed_globals: Vec::new(),
+            heap_dirty: DirtyPages::default(),
         };
         wasm.commit();
         (Ok(wasm), msg, instructions)
@@ -266,7 +274,11 @@ impl Wasm {
     /// Makes the live state the committed state.
     pub fn commit(&mut self) {
         if let Some(memory) = self.memory {
-            sync_pages(memory.data(&self.store), &mut self.committed_heap);
+            sync_pages(
+                memory.data(&self.store),
+                &mut self.committed_heap,
+                &mut self.heap_dirty,
+            );
         }
         self.committed_globals = self
             .globals
@@ -300,6 +312,7 @@ impl Wasm {
             }
             fresh.committed_heap = std::mem::take(&mut self.committed_heap);
             fresh.committed_globals = std::mem::take(&mut self.committed_globals);
+            fresh.heap_dirty = std::mem::take(&mut self.heap_dirty);
             *self = fresh;
         }
         if let Some(memory) = self.memory {
@@ -324,6 +337,67 @@ impl Wasm {
     /// The committed heap (for tests and snapshots).
     pub fn committed_heap_len(&self) -> usize {
         self.committed_heap.len()
+    }
+
+    /// The committed heap and mutable globals, and the heap's pages changed
+    /// since the last checkpoint (for checkpoints).
+    pub fn committed(&self) -> (&[u8], &[Val], &DirtyPages) {
+        (
+            &self.committed_heap,
+            &self.committed_globals,
+            &self.heap_dirty,
+        )
+    }
+
+    /// A checkpoint holds the committed state: nothing is dirty.
+    pub fn mark_checkpointed(&mut self) {
+        self.heap_dirty.clean();
+    }
+
+    /// Makes `heap` and `globals` (a checkpoint's) the live and committed
+    /// state of this fresh instance, as `rollback` restores a committed
+    /// state: the memory grows to the heap's size and takes its contents.
+    pub fn restore_committed(&mut self, heap: Vec<u8>, globals: Vec<Val>) -> Result<(), String> {
+        if globals.len() != self.globals.len() {
+            return Err(format!(
+                "expected {} mutable globals for the module, found {} in the checkpoint",
+                self.globals.len(),
+                globals.len()
+            ));
+        }
+        match self.memory {
+            Some(memory) => {
+                let have = memory.data_size(&self.store);
+                if heap.len() < have || heap.len() % (64 * 1024) != 0 {
+                    return Err(format!(
+                        "expected a heap of at least {have} bytes in whole wasm pages, found {} bytes",
+                        heap.len()
+                    ));
+                }
+                let pages = ((heap.len() - have) / (64 * 1024)) as u64;
+                if pages > 0 {
+                    memory
+                        .grow(&mut self.store, pages)
+                        .map_err(|e| format!("growing the heap to {} bytes: {e}", heap.len()))?;
+                }
+                memory.data_mut(&mut self.store).copy_from_slice(&heap);
+            }
+            None if !heap.is_empty() => {
+                return Err(format!(
+                    "the module has no memory but the checkpoint holds a heap of {} bytes",
+                    heap.len()
+                ))
+            }
+            None => {}
+        }
+        for (g, v) in self.globals.iter().zip(globals.iter()) {
+            g.set(&mut self.store, *v)
+                .map_err(|e| format!("setting a global: {e}"))?;
+        }
+        self.committed_heap = heap;
+        self.committed_globals = globals;
+        self.heap_dirty.clean();
+        Ok(())
     }
 }
 
@@ -422,7 +496,16 @@ mod tests {
         let mut src = dst.clone();
         src[PAGE + 7] = 9;
         src.extend_from_slice(&[5u8; 100]);
-        sync_pages(&src, &mut dst);
+        let mut dirty = DirtyPages::default();
+        dirty.clean();
+        sync_pages(&src, &mut dst, &mut dirty);
         assert_eq!(src, dst);
+        let page = crate::checkpoint::PAGE_BYTES;
+        assert!(dirty.is_dirty((PAGE + 7) / page));
+        assert!(dirty.is_dirty(3 * PAGE / page));
+        let mut clean = DirtyPages::default();
+        clean.clean();
+        sync_pages(&src, &mut dst, &mut clean);
+        assert!(!clean.is_dirty(0), "nothing differed");
     }
 }

@@ -68,6 +68,44 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every error code (a new variant belongs here too: checkpoints
+    /// store error codes by number).
+    pub const ALL: [ErrorCode; 28] = [
+        ErrorCode::CanisterQueueFull,
+        ErrorCode::CanisterOutOfCycles,
+        ErrorCode::CanisterNotFound,
+        ErrorCode::InsufficientCyclesForCreateCanister,
+        ErrorCode::CanisterRejectedMessage,
+        ErrorCode::UnknownManagementMessage,
+        ErrorCode::InvalidManagementPayload,
+        ErrorCode::CanisterTrapped,
+        ErrorCode::CanisterCalledTrap,
+        ErrorCode::CanisterContractViolation,
+        ErrorCode::CanisterInvalidWasm,
+        ErrorCode::CanisterDidNotReply,
+        ErrorCode::CanisterOutOfMemory,
+        ErrorCode::CanisterStopped,
+        ErrorCode::CanisterStopping,
+        ErrorCode::CanisterNotStopped,
+        ErrorCode::CanisterStoppingCancelled,
+        ErrorCode::CanisterInvalidController,
+        ErrorCode::CanisterNonEmpty,
+        ErrorCode::InsufficientCyclesInCall,
+        ErrorCode::CanisterInstructionLimitExceeded,
+        ErrorCode::CanisterMemoryAccessLimitExceeded,
+        ErrorCode::CompositeQueryCalledInReplicatedMode,
+        ErrorCode::InsufficientCyclesInMemoryGrow,
+        ErrorCode::CanisterMethodNotFound,
+        ErrorCode::CanisterWasmModuleNotFound,
+        ErrorCode::CanisterWasmMemoryLimitExceeded,
+        ErrorCode::DeadlineExpired,
+    ];
+
+    /// The error code with number `n`.
+    pub fn from_u32(n: u32) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|e| *e as u32 == n)
+    }
+
     /// The reject code this error code maps to.
     pub fn reject_code(self) -> RejectCode {
         match self as u32 / 100 {
@@ -150,6 +188,9 @@ pub enum Error {
     /// The wasm engine could not be set up.
     #[error("wasm engine: {0}")]
     Engine(String),
+    /// A checkpoint could not be written or restored.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 impl Error {

@@ -14,6 +14,8 @@
 //! - `system_api`: the `ic0` host functions and their availability rules;
 //! - `messaging`: call contexts, callbacks and messages;
 //! - [`management`]: the management canister and its candid types;
+//! - [`checkpoint`]: the state on disk ([`LocalReplica::checkpoint`],
+//!   [`LocalReplica::restore`]);
 //! - `validation`: module validation and instrumentation;
 //! - [`limits`]: instruction and size limits; [`error`]: reject codes.
 //!
@@ -21,6 +23,7 @@
 //! is not.
 
 mod canister;
+pub mod checkpoint;
 pub mod costs;
 pub mod cycles;
 pub mod error;
@@ -32,6 +35,7 @@ mod system_api;
 mod validation;
 
 pub use canister::CanisterStatus;
+pub use checkpoint::{CheckpointError, CheckpointStats};
 pub use cycles::FeeSchedule;
 pub use error::{Error, ErrorCode, Reject, RejectCode};
 pub use limits::{Limits, ModuleLimits, StablePageLimit};

@@ -40,6 +40,8 @@ use crate::messaging::{CallContext, Callback, IngressStatus, Message, Origin, Re
 use crate::system_api::{self, ApiType, HostState, MessageState, PendingCall};
 use crate::validation::{instrument, validate, MethodKind};
 
+mod persist;
+
 /// Replica settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -222,6 +224,8 @@ pub struct LocalReplica {
     /// counts a reduced compilation cost against its limit (as the IC's
     /// compilation cache).
     compiled: BTreeSet<[u8; 32]>,
+    /// What the last checkpoint wrote (for incremental checkpoints).
+    checkpoints: persist::Tracker,
 }
 
 impl LocalReplica {
@@ -271,6 +275,7 @@ impl LocalReplica {
             fees: Arc::new(config.fees),
             last_storage_charge: config.start_time_ns,
             compiled: BTreeSet::new(),
+            checkpoints: persist::Tracker::default(),
         })
     }
 
@@ -1191,6 +1196,7 @@ impl LocalReplica {
     /// code is shared by every replica of the process.
     fn compile(&mut self, id: Principal, wasm: &[u8]) -> Result<CompiledModule, Reject> {
         let hash: [u8; 32] = Sha256::digest(wasm).into();
+        let installed = wasm;
         let invalid = |e: String| {
             Reject::canister(
                 id,
@@ -1231,6 +1237,7 @@ impl LocalReplica {
             module,
             info: Arc::new(info),
             hash,
+            wasm: Arc::new(installed.to_vec()),
             size: wasm.len() as u64,
             compilation_cost: crate::costs::compilation_cost(wasm),
         };

@@ -169,6 +169,9 @@ pub(crate) struct StableMemory {
     begin_len: usize,
     /// Original contents of 4 KiB pages written in the current message.
     saved: std::collections::HashMap<usize, Box<[u8]>>,
+    /// Pages written or grown since the last checkpoint (rolled-back
+    /// writes included: a page marked needlessly only costs a hash).
+    dirty: crate::checkpoint::DirtyPages,
 }
 
 const JOURNAL_PAGE: usize = 4096;
@@ -180,6 +183,27 @@ impl StableMemory {
 
     pub fn bytes(&self) -> &[u8] {
         &self.data
+    }
+
+    /// A memory holding `data` (a checkpoint's), with nothing dirty.
+    pub fn from_checkpoint(data: Vec<u8>) -> StableMemory {
+        let mut m = StableMemory {
+            begin_len: data.len(),
+            data,
+            ..StableMemory::default()
+        };
+        m.dirty.clean();
+        m
+    }
+
+    /// The pages changed since the last checkpoint.
+    pub fn dirty(&self) -> &crate::checkpoint::DirtyPages {
+        &self.dirty
+    }
+
+    /// A checkpoint holds the memory as it is: nothing is dirty.
+    pub fn mark_checkpointed(&mut self) {
+        self.dirty.clean();
     }
 
     /// Starts a message: the journal is empty.
@@ -218,6 +242,7 @@ impl StableMemory {
             return -1;
         }
         self.data.resize(self.data.len() + extra, 0);
+        self.dirty.mark(self.data.len() - extra, self.data.len());
         old as i64
     }
 
@@ -243,6 +268,7 @@ impl StableMemory {
             }
         }
         self.data[start..end].copy_from_slice(bytes);
+        self.dirty.mark(start, end);
         true
     }
 

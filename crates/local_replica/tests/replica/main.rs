@@ -1,6 +1,7 @@
 //! The local replica running the test canisters of `crates/test_canisters`
 //! (built here for wasm32-unknown-unknown, release), one module per area.
 
+mod checkpoint;
 mod common;
 mod costs;
 mod cycles;
