@@ -368,7 +368,7 @@ impl Wasm {
         match self.memory {
             Some(memory) => {
                 let have = memory.data_size(&self.store);
-                if heap.len() < have || heap.len() % (64 * 1024) != 0 {
+                if heap.len() < have || !heap.len().is_multiple_of(64 * 1024) {
                     return Err(format!(
                         "expected a heap of at least {have} bytes in whole wasm pages, found {} bytes",
                         heap.len()

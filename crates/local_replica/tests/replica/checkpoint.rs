@@ -276,7 +276,7 @@ fn calls_in_flight_finish_after_a_restore_as_if_nothing_happened() {
     });
     let counter = counter(&mut ic);
     let caller = install(&mut ic, "tc_caller", no_arg());
-    let ids = vec![
+    let ids = [
         ic.submit_update(
             caller,
             user(),
