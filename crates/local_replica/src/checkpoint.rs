@@ -82,6 +82,10 @@ pub struct CheckpointStats {
     /// written (unchanged since the previous checkpoint, or the same
     /// contents as a page on disk).
     pub pages_unchanged: u64,
+    /// Heap and stable-memory pages hashed: those changed since the
+    /// previous checkpoint (all of a memory the replica has not
+    /// checkpointed or restored before). The others keep their hash.
+    pub pages_hashed: u64,
     /// Blobs written (pages, page tables, modules, chunks).
     pub blobs_written: u64,
     /// Files of earlier checkpoints deleted (older manifests, blobs no

@@ -170,6 +170,7 @@ impl LocalReplica {
             }
             tables.push(hashes);
         }
+        stats.pages_hashed = to_hash.len() as u64;
         let hashed = par_map(&to_hash, cpu_threads(), |(m, p)| {
             sha256(page(memories[*m].bytes, *p))
         });

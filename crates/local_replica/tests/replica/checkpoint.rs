@@ -378,6 +378,10 @@ fn a_second_checkpoint_writes_only_what_changed() {
     let second = ic.checkpoint(dir.path()).unwrap();
     assert_eq!(second.seq, 2);
     assert!(second.pages_written <= 4, "{second:?}");
+    assert!(
+        second.pages_hashed <= 4,
+        "only changed pages are hashed: {second:?}"
+    );
     assert!(second.pages_unchanged >= 64, "{second:?}");
     assert!(
         second.bytes_written * 20 < first.bytes_written,
@@ -386,8 +390,8 @@ fn a_second_checkpoint_writes_only_what_changed() {
     // Nothing changed: only the manifest.
     let third = ic.checkpoint(dir.path()).unwrap();
     assert_eq!(
-        (third.pages_written, third.blobs_written),
-        (0, 0),
+        (third.pages_hashed, third.pages_written, third.blobs_written),
+        (0, 0, 0),
         "{third:?}"
     );
     assert_eq!(
@@ -424,6 +428,7 @@ fn a_second_checkpoint_writes_only_what_changed() {
     let fifth = back.checkpoint(dir.path()).unwrap();
     assert_eq!(fifth.seq, 5);
     assert!(fifth.pages_written <= 4, "{fifth:?}");
+    assert!(fifth.pages_hashed <= 4, "{fifth:?}");
     // ...and a new directory gets everything.
     let elsewhere = back.checkpoint(other.path()).unwrap();
     assert_eq!(elsewhere.seq, 1);
