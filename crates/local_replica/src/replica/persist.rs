@@ -629,42 +629,39 @@ fn load_memory(
             reason: format!("allocating a memory of {len} bytes: {e}"),
         })?;
     bytes.resize(len, 0);
-    // Zero pages need no reading: the memory starts zeroed.
+    // Zero pages need no reading: the memory starts zeroed. Every other
+    // blob is read and checked once, however many pages hold it, in
+    // batches that bound the memory used on top of the heap.
     let zero = sha256(&[0u8; PAGE_BYTES]);
-    let mut work: Vec<(&Hash, &mut [u8])> = hashes
-        .iter()
-        .zip(bytes.chunks_mut(PAGE_BYTES))
-        .filter(|(h, dst)| !(dst.len() == PAGE_BYTES && **h == zero))
-        .collect();
-    let per = work.len().div_ceil(IO_THREADS).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .chunks_mut(per)
-            .map(|group| {
-                s.spawn(move || -> Result<(), CheckpointError> {
-                    for (h, dst) in group.iter_mut() {
-                        let page = dir.read_blob(h)?;
-                        if page.len() != dst.len() {
-                            return Err(corrupt(
-                                &dir.blob_path(h),
-                                format!(
-                                    "expected a page of {} bytes, found {}",
-                                    dst.len(),
-                                    page.len()
-                                ),
-                            ));
-                        }
-                        dst.copy_from_slice(&page);
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| match h.join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        })
-    })?;
+    let mut positions: HashMap<Hash, Vec<usize>> = HashMap::new();
+    for (p, h) in hashes.iter().enumerate() {
+        let full = (p + 1) * PAGE_BYTES <= len;
+        if !(full && *h == zero) {
+            positions.entry(*h).or_default().push(p);
+        }
+    }
+    let unique: Vec<(Hash, Vec<usize>)> = positions.into_iter().collect();
+    const BATCH: usize = 1024;
+    for batch in unique.chunks(BATCH) {
+        let pages = par_map(batch, IO_THREADS, |(h, _)| dir.read_blob(h));
+        for ((h, at), page) in batch.iter().zip(pages) {
+            let page = page?;
+            for p in at {
+                let dst = &mut bytes[p * PAGE_BYTES..((p + 1) * PAGE_BYTES).min(len)];
+                if page.len() != dst.len() {
+                    return Err(corrupt(
+                        &dir.blob_path(h),
+                        format!(
+                            "expected a page of {} bytes, found {}",
+                            dst.len(),
+                            page.len()
+                        ),
+                    ));
+                }
+                dst.copy_from_slice(&page);
+            }
+        }
+    }
     Ok(LoadedMemory { bytes, hashes })
 }
 
