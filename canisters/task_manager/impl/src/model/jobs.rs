@@ -620,7 +620,13 @@ pub fn finish_job(state: &mut State, job: u64, now: u64, result: RunResult) {
         }
         RunResult::Done(outcome) => {
             let generated = outcome.tokens.len().min(j.max_new_tokens as usize);
-            j.text_ends = None;
+            // The streamed offsets stay: a client polling with `from_token`
+            // gets the rest of the final text after the tokens it has seen.
+            if let Some(ends) = j.text_ends.as_mut() {
+                ends.truncate(generated);
+                let len = outcome.text.len() as u32;
+                ends.iter_mut().for_each(|e| *e = (*e).min(len));
+            }
             j.text = outcome.text;
             j.tokens = outcome.tokens;
             j.tokens.truncate(generated);

@@ -135,6 +135,10 @@ fn jobs_reserve_their_prompt_bound_and_settle_to_what_they_used() {
     );
     assert_eq!(done.generated_tokens, 4);
     assert_eq!(done.prompt, None, "a finished job drops its prompt");
+    // A client that saw 3 tokens stream gets the rest of the final text.
+    assert_eq!(job_info(a, &done, 3).text, "x");
+    assert_eq!(job_info(a, &done, 0).text, "xxxx");
+    assert_eq!(job_info(a, &done, 4).text, "");
     // Charged: its 4 prompt tokens and 4 generated ones.
     assert_eq!(available(&state, 1), full - reservation(10) - 8);
     // Finishing twice changes nothing.
