@@ -127,7 +127,10 @@ pub enum ClientError {
     #[error("starting the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("connecting to {url}: {source}")]
-    Agent { url: String, source: AgentError },
+    Agent {
+        url: String,
+        source: Box<AgentError>,
+    },
 }
 
 /// `ic-agent` as a blocking [`Transport`].
@@ -160,7 +163,7 @@ impl AgentTransport {
         let caller = identity.sender().unwrap_or_else(|_| Principal::anonymous());
         let agent_error = |source| ClientError::Agent {
             url: url.clone(),
-            source,
+            source: Box::new(source),
         };
         let agent = Agent::builder()
             .with_url(url.as_str())

@@ -248,7 +248,7 @@ pub fn upload_worker_wasm(
         return Err(SuiteError::Model("the worker module is empty".into()));
     }
     match send_pieces(tm, &bytes, options, progress) {
-        Err((e, true)) if matches!(e, SuiteError::Admin(AdminError::InvalidRequest { .. })) => {
+        Err((SuiteError::Admin(AdminError::InvalidRequest { .. }), true)) => {
             send_pieces(tm, &bytes, options, progress).map_err(|(e, _)| e)
         }
         other => other.map_err(|(e, _)| e),

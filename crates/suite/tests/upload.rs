@@ -21,23 +21,27 @@ use task_manager_api::{AdminError, ChunkRef, ModelFile, ModelInfo, WasmInfo};
 
 type Key = (ModelFile, u32);
 
-/// When the fake fails a call: every `before`-th upload call fails before
-/// the chunk is stored, every `after`-th after, and the `after_at`-th
-/// after (0: never).
+/// When the fake fails a call, whatever the order the threads' calls
+/// arrive in: the first attempt at a chunk whose index is a multiple of
+/// `before` fails before the chunk is stored (the request was lost); the
+/// first attempt at one whose index is 3 more than a multiple of `after`
+/// fails after (the reply was lost); with `always`, every call fails;
+/// the `after_at`-th call (counted over all) fails after (0: never).
 #[derive(Clone, Copy, Default)]
 struct Faults {
-    before: u64,
-    after: u64,
+    before: u32,
+    after: u32,
+    always: bool,
     after_at: u64,
 }
 
 impl Faults {
-    fn fails_before(&self, n: u64) -> bool {
-        self.before > 0 && n % self.before == 0
+    fn fails_before(&self, index: u32, attempt: u32) -> bool {
+        self.always || (attempt == 1 && self.before > 0 && index.is_multiple_of(self.before))
     }
 
-    fn fails_after(&self, n: u64) -> bool {
-        (self.after > 0 && n % self.after == 0) || n == self.after_at
+    fn fails_after(&self, index: u32, attempt: u32, n: u64) -> bool {
+        (attempt == 1 && self.after > 0 && index % self.after == 3) || n == self.after_at
     }
 }
 
@@ -50,6 +54,8 @@ struct Registry {
     stored: BTreeMap<Key, u32>,
     /// `upload_chunk` calls per chunk that reached the registry.
     calls: BTreeMap<Key, u32>,
+    /// `upload_chunk` calls per chunk, failed ones included.
+    attempts: BTreeMap<Key, u32>,
     worker_wasm: Vec<u8>,
 }
 
@@ -104,26 +110,31 @@ impl FakeTaskManager {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         std::thread::sleep(self.latency);
+        let key = (args.chunk.file, args.chunk.index);
+        let attempt = {
+            let mut r = self.registry.lock().unwrap();
+            let a = r.attempts.entry(key).or_default();
+            *a += 1;
+            *a
+        };
         let result = (|| {
-            if self.faults.fails_before(n) {
+            if self.faults.fails_before(key.1, attempt) {
                 return Err(CallError::transient(format!("call {n}: connection reset")));
             }
             let mut r = self.registry.lock().unwrap();
-            let key = (args.chunk.file, args.chunk.index);
             *r.calls.entry(key).or_default() += 1;
             let m = r.manifest.clone().expect("create_model first");
             let reply: Result<UploadProgress, AdminError> = match args.chunk.file {
                 ModelFile::Stage(s) => m
                     .verify_chunk(s as usize, args.chunk.index as usize, &args.bytes)
-                    .map(|()| ())
                     .map_err(|e| AdminError::ChunkMismatch {
                         reason: e.to_string(),
                     }),
                 ModelFile::Tokenizer => Ok(()),
             }
             .map(|()| {
-                if !r.chunks.contains_key(&key) {
-                    r.chunks.insert(key, args.bytes.to_vec());
+                if let std::collections::btree_map::Entry::Vacant(e) = r.chunks.entry(key) {
+                    e.insert(args.bytes.to_vec());
                     *r.stored.entry(key).or_default() += 1;
                 }
                 let info = Self::info(&r);
@@ -132,7 +143,7 @@ impl FakeTaskManager {
                     chunks_total: info.chunks_total,
                 }
             });
-            if self.faults.fails_after(n) {
+            if self.faults.fails_after(key.1, attempt, n) {
                 return Err(CallError::transient(format!(
                     "call {n}: timed out awaiting the reply"
                 )));
@@ -159,7 +170,7 @@ impl Transport for FakeTaskManager {
             "upload_chunk" => self.upload(decode_one(&arg).unwrap()),
             "upload_worker_wasm" => {
                 let n = self.upload_calls.fetch_add(1, Ordering::SeqCst) + 1;
-                if self.faults.fails_before(n) {
+                if self.faults.always {
                     return Err(CallError::transient("connection reset"));
                 }
                 let args: UploadWorkerWasmArgs = decode_one(&arg).unwrap();
@@ -179,7 +190,7 @@ impl Transport for FakeTaskManager {
                     size: r.worker_wasm.len() as u64,
                     sha256: sha256_hex(&r.worker_wasm),
                 });
-                if self.faults.fails_after(n) {
+                if n == self.faults.after_at {
                     return Err(CallError::transient("reply lost"));
                 }
                 Ok(encode_one(reply).unwrap())
@@ -265,7 +276,7 @@ fn parallel_upload_retries_transient_failures_and_stores_every_chunk_once() {
     let fake = FakeTaskManager::new(Faults {
         before: 5,
         after: 7,
-        after_at: 0,
+        ..Faults::default()
     });
     let tm = TaskManager::new(&fake, Principal::anonymous());
     let seen = Mutex::new(Vec::<Progress>::new());
@@ -299,11 +310,25 @@ fn parallel_upload_retries_transient_failures_and_stores_every_chunk_once() {
     );
     // Failures happened and were retried: calls that reached the registry
     // twice are the lost replies.
-    assert!(report.retries >= 115 / 5, "{report:?}");
-    assert!(
-        r.calls.values().any(|&n| n > 1),
-        "no reply was lost and retried"
-    );
+    // Each failed attempt was retried once: requests lost at chunks 0, 5,
+    // …; replies lost at chunks 3, 10, … (but where the request was lost
+    // first). A lost reply means the chunk reached the registry twice.
+    let lost_requests = expected.iter().filter(|k| k.1 % 5 == 0).count();
+    let lost_replies: BTreeSet<Key> = expected
+        .iter()
+        .filter(|k| k.1 % 7 == 3 && k.1 % 5 != 0)
+        .copied()
+        .collect();
+    assert_eq!((lost_requests, lost_replies.len()), (24, 14));
+    assert_eq!(report.retries, 24 + 14, "{report:?}");
+    let twice: BTreeSet<Key> = r
+        .calls
+        .iter()
+        .filter(|(_, &n)| n == 2)
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(twice, lost_replies);
+    assert!(r.calls.values().all(|&n| n <= 2));
     assert_eq!(report.uploaded, 115);
     assert_eq!(report.skipped, 0);
     assert_eq!(report.info.chunks_present, 115);
@@ -396,7 +421,7 @@ fn upload_stops_at_the_first_permanent_failure_and_gives_up_after_its_attempts()
     // Every call fails transiently: each chunk is tried `attempts` times.
     let dir2 = small_chunk_model("down");
     let fake = FakeTaskManager::new(Faults {
-        before: 1,
+        always: true,
         ..Faults::default()
     });
     let tm = TaskManager::new(&fake, Principal::anonymous());
