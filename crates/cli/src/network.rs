@@ -15,7 +15,7 @@ use candid::Principal;
 use clap::Args;
 use client::canister_ids::{self, Lookup};
 use client::{AgentTransport, Network};
-use suite::{SuiteError, TaskManager, UploadOptions};
+use suite::{CallErrorKind, SuiteError, TaskManager, UploadOptions};
 use task_manager_api::{
     AdminError, ChatMessage, GenerateRequest, JobInfo, JobStatus, Prompt, Role, UserError,
 };
@@ -138,6 +138,14 @@ impl Session {
                  (`icp identity export NAME > me.pem` or `dfx identity export NAME > me.pem`)"
                     .to_string(),
             ),
+            SuiteError::Call { source, .. } if source.kind == CallErrorKind::Rejected => {
+                Some(format!(
+                    "the task manager refused the call as {} (its inspect_message refuses admin \
+                 calls from non-controllers and ingress from anonymous, unregistered or banned \
+                 callers): check --identity",
+                    suite::Transport::caller(&self.transport)
+                ))
+            }
             _ => None,
         };
         match hint {
@@ -405,25 +413,38 @@ pub fn register(net: &NetworkArgs) -> Result<()> {
 /// How often `job` is polled while text streams.
 const POLL: Duration = Duration::from_millis(300);
 
-/// Starts a job, registering the caller first if the task manager says it
-/// is not a user yet, and prints its text as it streams.
+/// Registers the caller unless it is a user already (`inspect_message`
+/// refuses a `generate` from a non-user before it runs, so the typed
+/// `NotRegistered` comes only from the `whoami` query).
+fn ensure_registered(session: &Session) -> Result<()> {
+    let tm = session.task_manager();
+    match tm.whoami() {
+        Ok(_) => Ok(()),
+        Err(SuiteError::User(UserError::NotRegistered)) => {
+            let profile = tm.register().map_err(|e| session.explain(e))?;
+            eprintln!(
+                "registered {} ({} tokens available)",
+                profile.principal, profile.tokens_available
+            );
+            Ok(())
+        }
+        Err(e) => Err(session.explain(e)),
+    }
+}
+
+/// Starts a job and prints its text as it streams.
 fn run_job(session: &Session, request: &GenerateRequest) -> Result<JobInfo> {
     let tm = session.task_manager();
-    let job = match tm.generate(request) {
-        Err(SuiteError::User(UserError::NotRegistered)) => {
-            tm.register().map_err(|e| session.explain(e))?;
-            tm.generate(request)
-        }
-        other => other,
-    }
-    .map_err(|e| session.explain(e))?;
+    let job = tm.generate(request).map_err(|e| session.explain(e))?;
     stream_to_stdout(&tm, job, POLL)
 }
 
-/// `chat --network …`: a conversation through the task manager.
+/// `chat --network …`: a conversation through the task manager (the
+/// caller is registered first if it is not a user yet).
 pub fn chat(net: &NetworkArgs, args: run::ChatArgs) -> Result<()> {
     let model = model_name(&args.model)?;
     let session = net.connect("chat")?;
+    ensure_registered(&session)?;
     let (sampling, stops, seed) = sampling(&args.sampling)?;
     let mut history: Vec<ChatMessage> = args
         .conversation
@@ -482,6 +503,7 @@ pub fn generate(net: &NetworkArgs, args: run::GenerateArgs) -> Result<()> {
         _ => bail!("give --prompt TEXT or --chat MESSAGE"),
     };
     let session = net.connect("generate")?;
+    ensure_registered(&session)?;
     let (sampling, stops, seed) = sampling(&args.sampling)?;
     let request = GenerateRequest {
         model,
