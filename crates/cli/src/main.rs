@@ -11,6 +11,8 @@
 //!   deploys it and chats through the task manager, streaming tokens.
 //! * `replica-bench` — the same deployment, measured: instructions per
 //!   prefill and generated token, load, upload throughput, cycles.
+//! * `replica serve` — the local replica behind the IC's HTTP interface, for
+//!   official clients (`--port`, `--state-dir`).
 //!
 //! ```sh
 //! icllm chat --model models/smollm2-135m-instruct --stages 2 --message "What is the capital of France?"
@@ -21,6 +23,7 @@ mod inspect;
 mod options;
 mod replica;
 mod run;
+mod serve;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -50,6 +53,8 @@ enum Command {
     ReplicaChat(replica::ChatArgs),
     /// Measure the canisters: instructions per token, load, upload, cycles.
     ReplicaBench(replica::BenchArgs),
+    /// The local replica as a server: `icllm replica serve --port 4943`.
+    Replica(serve::ReplicaArgs),
 }
 
 fn main() -> Result<()> {
@@ -60,5 +65,6 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::bench(args),
         Command::ReplicaChat(args) => replica::chat(args),
         Command::ReplicaBench(args) => replica::bench(args),
+        Command::Replica(args) => serve::run(args),
     }
 }
