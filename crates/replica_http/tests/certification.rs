@@ -171,6 +171,33 @@ fn other_statuses_and_absent_requests() {
         LookupResult::Absent
     );
 
+    // Asked alone, an absent request is proven absent by its neighbours,
+    // whose content stays hidden: before the first, between two, after
+    // the last.
+    for absent in [0, 4, 9] {
+        let cert = certificate(
+            &keys,
+            &state(),
+            &[vec![label("request_status"), id(absent).to_vec()]],
+        )
+        .expect("certificate");
+        let c = verified(&cert, &keys, canister_id(0));
+        assert_eq!(
+            c.tree.lookup_path(rs(&id(absent), "status")),
+            LookupResult::Absent,
+            "request {absent}"
+        );
+        for known in [1, 2, 3, 5] {
+            assert!(
+                !matches!(
+                    c.tree.lookup_path(rs(&id(known), "status")),
+                    LookupResult::Found(_)
+                ),
+                "request {known} revealed while proving {absent} absent"
+            );
+        }
+    }
+
     // With no requests at all, absence is proven too.
     let empty = CertifiedState {
         requests: BTreeMap::new(),
