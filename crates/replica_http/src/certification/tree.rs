@@ -421,4 +421,54 @@ mod tests {
         assert_eq!(lt.hash_tree(), expected);
         assert_eq!(LabeledTree::empty().hash_tree(), HashTree::Empty);
     }
+
+    /// A path that runs into a leaf keeps the leaf (the longer path is then
+    /// absent); a path that ends at a subtree reveals all of it; nothing
+    /// asked, nothing but the root hash.
+    #[test]
+    fn leaves_and_whole_subtrees() {
+        let t = spec_example();
+        let pruned = t.prune(&[path(&["b", "deeper"])]);
+        let fork_ac = fork(
+            HashTree::Pruned(
+                labeled(
+                    "a",
+                    fork(
+                        fork(labeled("x", leaf("hello")), HashTree::Empty),
+                        labeled("y", leaf("world")),
+                    ),
+                )
+                .digest(),
+            ),
+            labeled("b", leaf("good")),
+        );
+        assert_eq!(
+            pruned,
+            fork(
+                fork_ac,
+                HashTree::Pruned(
+                    fork(labeled("c", HashTree::Empty), labeled("d", leaf("morning"))).digest()
+                )
+            )
+        );
+        let whole_a = t.prune(&[path(&["a"])]);
+        let HashTree::Fork(left, _) = &whole_a else {
+            panic!("{whole_a:?}")
+        };
+        let HashTree::Fork(a, _) = left.as_ref() else {
+            panic!("{left:?}")
+        };
+        assert_eq!(
+            a.as_ref(),
+            &labeled(
+                "a",
+                fork(
+                    fork(labeled("x", leaf("hello")), HashTree::Empty),
+                    labeled("y", leaf("world")),
+                ),
+            )
+        );
+        assert_eq!(t.prune(&[]), HashTree::Pruned(t.digest()));
+        assert_eq!(whole_a.digest(), t.digest());
+    }
 }

@@ -1,5 +1,5 @@
 //! HTTP handling: routing, bodies, envelopes, authentication, and the
-//! answers' CBOR, in the handler threads.
+//! answers' CBOR, in the connection threads.
 //!
 //! | endpoint | what |
 //! |---|---|
@@ -18,13 +18,13 @@
 //! 405 for wrong methods; 413 for bodies over [`MAX_BODY_BYTES`] or calls
 //! over the replica's ingress limit.
 
-use std::io::Read;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use candid::Principal;
 
 use super::effective;
+use super::http1::{self, Response, Service};
 use super::replica_thread::{
     now_ns, Admission, Command, IngressCall, QueryAnswer, ReadStateTarget, Rejection,
 };
@@ -119,18 +119,27 @@ fn route(path: &str) -> Option<Endpoint> {
     })
 }
 
-impl Handler {
-    /// Answers one HTTP request.
-    pub(crate) fn handle(&self, mut request: tiny_http::Request) {
-        let requested_headers = request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Access-Control-Request-Headers"))
-            .map(|h| h.value.as_str().to_string());
-        let reply = self.answer(&mut request).unwrap_or_else(|refusal| refusal);
-        let mut response =
-            tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-        let headers = [
+impl Service for Handler {
+    fn max_body(&self) -> usize {
+        MAX_BODY_BYTES
+    }
+
+    fn serve(&self, request: &http1::Request) -> Response {
+        let reply = self.answer(request).unwrap_or_else(|refusal| refusal);
+        respond(reply, request.header("Access-Control-Request-Headers"))
+    }
+
+    fn refuse(&self, status: u16, reason: String) -> Response {
+        respond(Reply::text(status, reason), None)
+    }
+}
+
+/// The answer with its content type and the CORS headers every answer
+/// carries.
+fn respond(reply: Reply, requested_headers: Option<&str>) -> Response {
+    Response {
+        status: reply.status,
+        headers: vec![
             ("Content-Type", reply.content_type.to_string()),
             ("Access-Control-Allow-Origin", "*".to_string()),
             (
@@ -139,30 +148,26 @@ impl Handler {
             ),
             (
                 "Access-Control-Allow-Headers",
-                requested_headers.unwrap_or_else(|| "Content-Type".to_string()),
+                requested_headers.unwrap_or("Content-Type").to_string(),
             ),
             ("Access-Control-Max-Age", "7200".to_string()),
-        ];
-        for (name, value) in headers {
-            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-                response.add_header(h);
-            }
-        }
-        // The client may be gone; there is no one to tell.
-        let _ = request.respond(response);
+        ],
+        body: reply.body,
     }
+}
 
-    fn answer(&self, request: &mut tiny_http::Request) -> Answer {
-        let path = request.url().split('?').next().unwrap_or("").to_string();
-        let method = request.method().clone();
-        if method == tiny_http::Method::Options {
+impl Handler {
+    fn answer(&self, request: &http1::Request) -> Answer {
+        let path = request.target.split('?').next().unwrap_or("");
+        let method = request.method.as_str();
+        if method == "OPTIONS" {
             return Ok(Reply::empty(204));
         }
         let endpoint =
-            route(&path).ok_or_else(|| Reply::text(404, format!("no endpoint at {path}")))?;
+            route(path).ok_or_else(|| Reply::text(404, format!("no endpoint at {path}")))?;
         let expected = match endpoint {
-            Endpoint::Status => tiny_http::Method::Get,
-            _ => tiny_http::Method::Post,
+            Endpoint::Status => "GET",
+            _ => "POST",
         };
         if method != expected {
             return Err(Reply::text(
@@ -170,22 +175,20 @@ impl Handler {
                 format!("{path} takes {expected}, not {method}"),
             ));
         }
+        let body = &request.body;
         match endpoint {
             Endpoint::Status => Ok(self.status()),
             Endpoint::Call { canister, sync } => {
                 let id = self.canister_in_range(&canister)?;
-                let body = read_body(request)?;
-                self.call(id, &body, sync)
+                self.call(id, body, sync)
             }
             Endpoint::Query { canister } => {
                 let id = self.canister_in_range(&canister)?;
-                let body = read_body(request)?;
-                self.query(id, &body)
+                self.query(id, body)
             }
             Endpoint::ReadState { canister } => {
                 let id = self.canister_in_range(&canister)?;
-                let body = read_body(request)?;
-                self.read_state(ReadStateTarget::Canister(id), &body)
+                self.read_state(ReadStateTarget::Canister(id), body)
             }
             Endpoint::SubnetReadState { subnet } => {
                 let id = parse_principal(&subnet, "subnet id")?;
@@ -198,8 +201,7 @@ impl Handler {
                         ),
                     ));
                 }
-                let body = read_body(request)?;
-                self.read_state(ReadStateTarget::Subnet(id), &body)
+                self.read_state(ReadStateTarget::Subnet(id), body)
             }
         }
     }
@@ -424,31 +426,6 @@ fn stopped() -> Reply {
 fn parse_principal(text: &str, what: &str) -> Result<Principal, Reply> {
     Principal::from_text(text)
         .map_err(|e| Reply::text(400, format!("{what} {text:?} is not a principal: {e}")))
-}
-
-/// The body, at most [`MAX_BODY_BYTES`].
-fn read_body(request: &mut tiny_http::Request) -> Result<Vec<u8>, Reply> {
-    let too_large = |n: String| {
-        Reply::text(
-            413,
-            format!("the request body is {n} bytes; at most {MAX_BODY_BYTES} are accepted"),
-        )
-    };
-    if let Some(len) = request.body_length() {
-        if len > MAX_BODY_BYTES {
-            return Err(too_large(len.to_string()));
-        }
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Reply::text(400, format!("the request body could not be read: {e}")))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(too_large("more than that".into()));
-    }
-    Ok(body)
 }
 
 #[cfg(test)]

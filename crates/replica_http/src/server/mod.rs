@@ -1,8 +1,8 @@
-//! The HTTP server: one thread owns the replica, a pool of handler threads
+//! The HTTP server: one thread owns the replica, one thread per connection
 //! speaks HTTP.
 //!
 //! ```text
-//!  HTTP clients ──► handler threads (tiny_http)          replica thread
+//!  HTTP clients ──► connection threads (http1)           replica thread
 //!                   parse envelope, check expiry,  ──►   owns LocalReplica (not Sync)
 //!                   signatures, delegations,   Command   set_time(wall clock) each round,
 //!                   effective canister id       ◄──      rounds while messages are pending
@@ -10,7 +10,7 @@
 //!                                                        request-status table; certificates
 //! ```
 //!
-//! Nothing a handler thread refuses reaches the replica thread, so a
+//! Nothing a connection thread refuses reaches the replica thread, so a
 //! malformed, unauthenticated or expired request changes no state.
 //!
 //! ```no_run
@@ -23,10 +23,12 @@
 
 mod effective;
 mod handlers;
+mod http1;
 mod replica_thread;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -38,10 +40,6 @@ use handlers::Handler;
 use replica_thread::{Command, ReplicaThread};
 
 pub use handlers::{AUTH_FAILURE_STATUS, MAX_BODY_BYTES};
-
-/// Handler threads: how many HTTP requests are served at once (a
-/// synchronous call holds one for up to [`ServeConfig::sync_call_timeout`]).
-const HANDLER_THREADS: usize = 16;
 
 /// What to serve and where.
 #[derive(Debug, Clone)]
@@ -98,7 +96,7 @@ pub enum ServeError {
 pub struct RunningServer {
     addr: SocketAddr,
     root_key_der: Vec<u8>,
-    http: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
     commands: mpsc::Sender<Command>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -120,20 +118,19 @@ impl RunningServer {
         self.root_key_der.clone()
     }
 
-    /// Stops accepting requests, lets the replica thread finish its round,
-    /// and waits for every thread.
+    /// Stops accepting connections, lets the replica thread finish its
+    /// round, and waits for both. Open connections end at their next
+    /// request (503) or when idle.
     pub fn shutdown(self) {
-        self.http.unblock();
-        // Several handler threads wait in `recv`; each unblock wakes one.
-        for _ in 1..HANDLER_THREADS {
-            self.http.unblock();
-        }
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
         let _ = self.commands.send(Command::Shutdown);
         self.join();
     }
 
-    /// Waits until every thread has ended (after a shutdown from another
-    /// thread, or forever).
+    /// Waits until the accept loop and the replica thread have ended
+    /// (after a shutdown, or forever).
     pub fn join(self) {
         for t in self.threads {
             let _ = t.join();
@@ -160,12 +157,11 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let replica = LocalReplica::with_config(replica_config)?;
 
     let addr = SocketAddr::new(config.bind, config.port);
-    let http = tiny_http::Server::http(addr).map_err(|e| ServeError::Bind {
+    let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind {
         addr,
         reason: e.to_string(),
     })?;
-    let addr = http.server_addr().to_ip().unwrap_or(addr);
-    let http = Arc::new(http);
+    let addr = listener.local_addr().unwrap_or(addr);
 
     let (commands, receiver) = mpsc::channel();
     let mut threads = Vec::new();
@@ -182,30 +178,18 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
         sync_call_timeout: config.sync_call_timeout,
         max_ingress_bytes,
     });
-    for i in 0..HANDLER_THREADS {
-        let http = http.clone();
-        let handler = handler.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || {
-                    while let Ok(request) = http.recv() {
-                        // tiny_http drains an unread body when the request
-                        // is dropped, allocating its announced length: an
-                        // absurd Content-Length panics there. The thread
-                        // lives on to serve the next request.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            handler.handle(request)
-                        }));
-                    }
-                })
-                .map_err(ServeError::Thread)?,
-        );
-    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_accepting = stop.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || http1::accept_loop(listener, handler, stop_accepting))
+            .map_err(ServeError::Thread)?,
+    );
     Ok(RunningServer {
         addr,
         root_key_der,
-        http,
+        stop,
         commands,
         threads,
     })

@@ -99,7 +99,7 @@ pub(crate) struct Refusal {
     pub message: String,
 }
 
-/// What handler threads ask of the replica thread.
+/// What connection threads ask of the replica thread.
 pub(crate) enum Command {
     /// Submit an ingress call; with `wait`, the certificate of its status
     /// is sent there once it is replied, rejected or done.

@@ -358,3 +358,66 @@ fn read_state_refuses_paths_the_spec_does_not_allow() {
         assert_eq!(code, 400, "{path:?}: {text}");
     }
 }
+
+/// An announced length far beyond the limit is refused from the head
+/// alone: nothing is read or allocated, and the server goes on serving.
+#[test]
+fn absurd_content_length_is_413_and_costs_nothing() {
+    let env = Env::start();
+    for length in ["1000000000000000", "18446744073709551615"] {
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n",
+            call_path(env.canister)
+        );
+        let (code, text) = crate::common::raw(env.addr(), head.as_bytes());
+        assert_eq!(code, 413, "{text}");
+    }
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        call_path(env.canister)
+    );
+    assert_eq!(crate::common::raw(env.addr(), head.as_bytes()).0, 400);
+    // A head over 64 KiB.
+    let head = format!(
+        "GET /api/v2/status HTTP/1.1\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    assert_eq!(crate::common::raw(env.addr(), head.as_bytes()).0, 431);
+    // Still serving.
+    assert_eq!(env.counter(), 0);
+}
+
+/// Chunked bodies and `Expect: 100-continue`, as curl and some clients
+/// send them; a chunked body over the limit is refused.
+#[test]
+fn chunked_bodies_are_read_within_the_limit() {
+    let env = Env::start();
+    let signed = env.agent.update(&env.canister, "inc").sign().unwrap();
+    let body = &signed.signed_update;
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut request = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        call_path(env.canister)
+    )
+    .into_bytes();
+    for chunk in [first, second] {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let (code, text) = crate::common::raw(env.addr(), &request);
+    // "100 Continue" first, then the answer to the call.
+    assert_eq!(code, 100, "{text}");
+    assert!(text.contains("HTTP/1.1 202 Accepted"), "{text}");
+
+    let too_big = replica_http::server::MAX_BODY_BYTES + 1;
+    let mut request = format!(
+        "POST {} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{too_big:x}\r\n",
+        call_path(env.canister)
+    )
+    .into_bytes();
+    request.extend_from_slice(&[0u8; 1024]);
+    let (code, text) = crate::common::raw(env.addr(), &request);
+    assert_eq!(code, 413, "{text}");
+}
