@@ -14,6 +14,8 @@
 //!   manager, streaming tokens.
 //! * `replica-bench` — the same deployment, measured: instructions per
 //!   prefill and generated token, load, upload throughput, cycles.
+//! * `replica serve` — the local replica behind the IC's HTTP interface, for
+//!   official clients (`--port`, `--state-dir`).
 //!
 //! On a network (`--network ic` or a URL, `--identity PEM`), through the
 //! deployed task manager: `upload`, `upload-worker`, `spawn-workers`,
@@ -33,6 +35,7 @@ mod options;
 mod progress;
 mod replica;
 mod run;
+mod serve;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
@@ -92,6 +95,8 @@ enum Command {
     Register,
     /// The caller's jobs, newest first.
     Jobs(network::JobsArgs),
+    /// The local replica as a server: `icllm replica serve --port 4943`.
+    Replica(serve::ReplicaArgs),
 }
 
 fn main() -> Result<()> {
@@ -118,5 +123,6 @@ fn main() -> Result<()> {
         Command::Deploy(args) => network::deploy(net, args),
         Command::Register => network::register(net),
         Command::Jobs(args) => network::jobs(net, args),
+        Command::Replica(args) => serve::run(args),
     }
 }

@@ -259,3 +259,182 @@ fn a_missing_id_names_what_was_tried() {
     }
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// `$CARGO_TARGET_DIR/canisters/<name>.wasm`, built by
+/// `scripts/build_canisters.sh` (run here when the module is absent).
+fn canister_wasm(name: &str) -> Vec<u8> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_relative() {
+                workspace.join(p)
+            } else {
+                p
+            }
+        })
+        .unwrap_or_else(|| workspace.join("target"));
+    let path = target.join("canisters").join(format!("{name}.wasm"));
+    if !path.is_file() {
+        let status = std::process::Command::new("bash")
+            .arg(workspace.join("scripts/build_canisters.sh"))
+            .arg(name)
+            .current_dir(&workspace)
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("running scripts/build_canisters.sh");
+        assert!(status.success(), "scripts/build_canisters.sh {name} failed");
+    }
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// The whole path a user takes, over HTTP with ic-agent against the served
+/// local replica: the task manager installed through the management
+/// canister, the worker module uploaded and a worker spawned, the tiny
+/// model uploaded in parallel, deployed, and a chat streamed by polling
+/// `job` with `from_token`.
+#[test]
+fn upload_deploy_and_chat_through_the_served_replica() {
+    use candid::{decode_one, encode_one, Nat};
+    use client::{AgentTransport, Network};
+    use local_replica::management::{
+        CanisterIdRecord, CanisterInstallMode, InstallCodeArgs, ProvisionalCreateCanisterArgs,
+    };
+    use std::time::Duration;
+    use suite::{TaskManager, Transport, UploadOptions};
+    use task_manager_api::{
+        ChatMessage, ConfigUpdate, GenerateRequest, InitArgs, JobStatus, Prompt, Quota, Role,
+        Sampling,
+    };
+
+    let task_manager_wasm = canister_wasm("task_manager");
+    let worker_wasm = canister_wasm("worker");
+    let server = replica_http::server::serve(replica_http::server::ServeConfig::default())
+        .expect("the server starts");
+    let network: Network = server.url().parse().unwrap();
+    let admin = from_pem_file(&fixtures().join("icp-ed25519.pem")).unwrap();
+    let t = AgentTransport::connect(&network, Some(&admin)).unwrap();
+    assert_eq!(t.caller(), admin.principal);
+
+    // The task manager, created with cycles for its workers and installed
+    // (gzip-compressed: the module is over the 2 MiB ingress limit).
+    let mgmt = Principal::management_canister();
+    let create = ProvisionalCreateCanisterArgs {
+        amount: Some(Nat::from(100_000_000_000_000u128)),
+        ..Default::default()
+    };
+    let out = t
+        .block_on(
+            t.agent()
+                .update(&mgmt, "provisional_create_canister_with_cycles")
+                .with_effective_canister_id(local_replica::canister_id(0))
+                .with_arg(encode_one(create).unwrap())
+                .call_and_wait(),
+        )
+        .expect("provisional_create_canister_with_cycles");
+    let CanisterIdRecord { canister_id } = decode_one(&out).unwrap();
+    let quota = Quota {
+        capacity: 100_000,
+        refill_per_sec: 100,
+    };
+    let init = InitArgs {
+        default_quota: Some(quota),
+        config: Some(ConfigUpdate {
+            new_user_tokens: Some(quota.capacity),
+            ..Default::default()
+        }),
+    };
+    let install = InstallCodeArgs {
+        mode: CanisterInstallMode::Install,
+        canister_id,
+        wasm_module: suite::upload::compress_module(&task_manager_wasm).unwrap(),
+        arg: encode_one(Some(init)).unwrap(),
+        sender_canister_version: None,
+    };
+    t.block_on(
+        t.agent()
+            .update(&mgmt, "install_code")
+            .with_effective_canister_id(canister_id)
+            .with_arg(encode_one(install).unwrap())
+            .call_and_wait(),
+    )
+    .expect("install_code");
+
+    let tm = TaskManager::new(&t, canister_id);
+    let wasm_info = suite::upload::upload_worker_wasm(
+        &tm,
+        &worker_wasm,
+        &UploadOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(wasm_info.size > 1 << 20, "{wasm_info:?}");
+    let workers = tm.spawn_workers(1, 2_000_000_000_000).unwrap();
+    assert_eq!(workers.len(), 1);
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/tiny-llama/stages-1");
+    let options = UploadOptions {
+        parallel: 4,
+        ..Default::default()
+    };
+    let report = suite::upload::upload_model(&tm, &dir, &options, &|_| {}).unwrap();
+    assert_eq!(report.uploaded, report.info.chunks_total);
+    assert_eq!(report.info.chunks_present, report.info.chunks_total);
+    let again = suite::upload::upload_model(&tm, &dir, &options, &|_| {}).unwrap();
+    assert_eq!((again.uploaded, again.skipped), (0, report.uploaded));
+
+    tm.deploy_model("tiny-llama", 1).unwrap();
+    let pipelines = tm
+        .wait_deployed(
+            "tiny-llama",
+            Duration::from_millis(200),
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    assert_eq!(pipelines[0].workers, [workers[0].worker]);
+
+    // A user (another identity) registers and chats.
+    let user = from_pem_file(&fixtures().join("icp-secp256k1.pem")).unwrap();
+    let ut = AgentTransport::connect(&network, Some(&user)).unwrap();
+    let utm = TaskManager::new(&ut, canister_id);
+    assert_eq!(utm.register().unwrap().principal, user.principal);
+    let request = GenerateRequest {
+        model: "tiny-llama".into(),
+        prompt: Prompt::Chat(vec![ChatMessage {
+            role: Role::User,
+            content: "What is the capital of France?".into(),
+        }]),
+        max_new_tokens: 12,
+        sampling: Sampling::default(),
+        stop_sequences: vec![],
+        seed: Some(serde_bytes::ByteBuf::from(vec![0; 32])),
+    };
+    let job = utm.generate(&request).unwrap();
+    let mut pieces = Vec::new();
+    let info = utm
+        .stream_job(job, Duration::from_millis(50), &mut |text| {
+            pieces.push(text.to_string())
+        })
+        .unwrap();
+    assert!(
+        matches!(info.status, JobStatus::Completed { .. }),
+        "{:?}",
+        info.status
+    );
+    assert!(info.generated_tokens > 0);
+    assert!(!info.text.is_empty());
+    // The pieces polled with `from_token` make up the whole text, and the
+    // job as stored agrees.
+    assert_eq!(pieces.concat(), info.text);
+    let stored = utm.job(job, None).unwrap();
+    assert_eq!(stored.text, info.text);
+    assert_eq!(stored.tokens, info.tokens);
+    assert_eq!(info.tokens.len(), info.generated_tokens as usize);
+    assert_eq!(stored.owner, user.principal);
+    let mine = utm.my_jobs(None, 10).unwrap();
+    assert_eq!(mine.iter().map(|j| j.id).collect::<Vec<_>>(), [job]);
+    // The admin's upload rights are not the user's.
+    let refused = suite::upload::upload_model(&utm, &dir, &options, &|_| {}).unwrap_err();
+    assert!(!refused.is_transient(), "{refused}");
+    server.shutdown();
+}

@@ -272,8 +272,8 @@ impl<'t> TaskManager<'t> {
 
     /// Polls `job` until it ends, passing each piece of new text to
     /// `on_text` as it arrives (`from_token` = the tokens seen so far, so
-    /// each answer carries only what is new). Returns the job with its
-    /// whole text; a failed job is a [`SuiteError::JobFailed`].
+    /// each answer carries only what is new). Returns the job as it ended,
+    /// with its whole text; a failed job is a [`SuiteError::JobFailed`].
     pub fn stream_job(
         &self,
         job: u64,
@@ -296,11 +296,17 @@ impl<'t> TaskManager<'t> {
                         reason: reason.clone(),
                     });
                 }
-                return Ok(JobInfo {
-                    text,
-                    from_token: 0,
-                    ..info
-                });
+                // The task manager keeps the text's offsets per token only
+                // while the job runs: once it has ended, `from_token` > 0
+                // answers no text at all. The whole job, once, gives what
+                // came after the last progress report.
+                let whole = if seen > 0 { self.job(job, None)? } else { info };
+                if let Some(tail) = whole.text.strip_prefix(text.as_str()) {
+                    if !tail.is_empty() {
+                        on_text(tail);
+                    }
+                }
+                return Ok(whole);
             }
             self.transport.pause(poll);
         }

@@ -4,6 +4,7 @@
 mod common;
 mod costs;
 mod cycles;
+mod data_certificate;
 mod execution;
 mod limits;
 mod management;
