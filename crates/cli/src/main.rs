@@ -100,7 +100,10 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    run(Cli::parse())
+}
+
+fn run(cli: Cli) -> Result<()> {
     let net = &cli.network;
     let local = net.is_local();
     match cli.command {
@@ -124,5 +127,168 @@ fn main() -> Result<()> {
         Command::Register => network::register(net),
         Command::Jobs(args) => network::jobs(net, args),
         Command::Replica(args) => serve::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use clap::Parser;
+    use suite::{TaskManager, Transport};
+    use task_manager_api::{ConfigUpdate, InitArgs, JobStatus, Quota};
+
+    use super::*;
+
+    fn workspace() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// `$CARGO_TARGET_DIR/canisters/<name>.wasm`, built by
+    /// `scripts/build_canisters.sh` when absent.
+    fn canister_wasm(name: &str) -> PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|p| {
+                if p.is_relative() {
+                    workspace().join(p)
+                } else {
+                    p
+                }
+            })
+            .unwrap_or_else(|| workspace().join("target"));
+        let path = target.join("canisters").join(format!("{name}.wasm"));
+        if !path.is_file() {
+            let status = std::process::Command::new("bash")
+                .arg(workspace().join("scripts/build_canisters.sh"))
+                .arg(name)
+                .current_dir(workspace())
+                .env("CARGO_TARGET_DIR", &target)
+                .status()
+                .expect("running scripts/build_canisters.sh");
+            assert!(status.success(), "scripts/build_canisters.sh {name} failed");
+        }
+        path
+    }
+
+    /// The commands as a user types them, against the served replica:
+    /// upload-worker, spawn-workers, upload, deploy, chat (which registers
+    /// the user) and jobs, with identities from icp-cli PEMs and the task
+    /// manager named by --canister.
+    #[test]
+    fn the_network_commands_deploy_and_chat_over_http() {
+        let identities = workspace().join("crates/client/tests/identities");
+        let admin_pem = identities.join("icp-ed25519.pem");
+        let user_pem = identities.join("icp-secp256k1.pem");
+        let server = replica_http::server::serve(replica_http::server::ServeConfig::default())
+            .expect("the server starts");
+        let url = server.url();
+        let network: client::Network = url.parse().unwrap();
+        let admin = client::identity::from_pem_file(&admin_pem).unwrap();
+        let t = client::AgentTransport::connect(&network, Some(&admin)).unwrap();
+        let quota = Quota {
+            capacity: 100_000,
+            refill_per_sec: 100,
+        };
+        let init = InitArgs {
+            default_quota: Some(quota),
+            config: Some(ConfigUpdate {
+                new_user_tokens: Some(quota.capacity),
+                ..Default::default()
+            }),
+        };
+        let tm_id = t
+            .create_and_install(
+                &std::fs::read(canister_wasm("task_manager")).unwrap(),
+                candid::encode_one(Some(init)).unwrap(),
+                100_000_000_000_000,
+            )
+            .unwrap();
+        let worker = canister_wasm("worker");
+        let canister = format!("task_manager={tm_id}");
+        let model = workspace().join("models/tiny-llama");
+        let icllm = |pem: &Path, args: &[&str]| {
+            let mut argv = vec!["icllm", "--network", &url, "--canister", &canister];
+            let pem = pem.to_str().unwrap();
+            argv.extend(["--identity", pem]);
+            argv.extend(args);
+            run(Cli::try_parse_from(argv).unwrap())
+        };
+        let model_dir = model.to_str().unwrap();
+        let worker_path = worker.to_str().unwrap();
+        icllm(&admin_pem, &["upload-worker", "--wasm", worker_path]).unwrap();
+        icllm(&admin_pem, &["spawn-workers", "--count", "1"]).unwrap();
+        icllm(
+            &admin_pem,
+            &[
+                "upload",
+                "--model",
+                model_dir,
+                "--stages",
+                "2",
+                "--parallel",
+                "4",
+            ],
+        )
+        .unwrap();
+        // A second run finds every chunk there.
+        icllm(
+            &admin_pem,
+            &["upload", "--model", model_dir, "--stages", "2"],
+        )
+        .unwrap();
+        // Two stages need two workers: deploying on one fails, typed.
+        let err = icllm(
+            &admin_pem,
+            &["deploy", "--model", model_dir, "--stages", "2"],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("NotEnoughWorkers"), "{err:#}");
+        icllm(&admin_pem, &["spawn-workers", "--count", "1"]).unwrap();
+        icllm(
+            &admin_pem,
+            &["deploy", "--model", model_dir, "--stages", "2"],
+        )
+        .unwrap();
+        // The user is not a controller: uploads are refused, with the hint.
+        let refused = icllm(
+            &user_pem,
+            &["upload", "--model", model_dir, "--stages", "2"],
+        )
+        .unwrap_err();
+        assert!(format!("{refused:#}").contains("--identity"), "{refused:#}");
+        icllm(
+            &user_pem,
+            &[
+                "chat",
+                "--model",
+                "tiny-llama",
+                "--message",
+                "What is the capital of France?",
+                "--max-new-tokens",
+                "6",
+            ],
+        )
+        .unwrap();
+        icllm(&user_pem, &["jobs"]).unwrap();
+
+        let user = client::identity::from_pem_file(&user_pem).unwrap();
+        let ut = client::AgentTransport::connect(&network, Some(&user)).unwrap();
+        assert_eq!(ut.caller(), user.principal);
+        let jobs = TaskManager::new(&ut, tm_id).my_jobs(None, 10).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert!(
+            matches!(jobs[0].status, JobStatus::Completed { .. }),
+            "{:?}",
+            jobs[0].status
+        );
+        assert_eq!(jobs[0].generated_tokens, 6);
+        assert_eq!(jobs[0].model, "tiny-llama");
+        let pipelines = TaskManager::new(&t, tm_id)
+            .wait_deployed("tiny-llama", Duration::ZERO, Duration::ZERO)
+            .unwrap();
+        assert_eq!(pipelines[0].workers.len(), 2);
+        server.shutdown();
     }
 }

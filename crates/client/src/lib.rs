@@ -198,6 +198,79 @@ impl AgentTransport {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Creates a canister holding `cycles` with the management canister's
+    /// `provisional_create_canister_with_cycles` (local replicas and
+    /// testnets only; mainnet refuses it) and installs `module` in it
+    /// (gzip-compressed when plain wasm, so that a module up to a few MiB
+    /// fits in one message) with the candid argument `arg`. The caller
+    /// becomes its controller.
+    pub fn create_and_install(
+        &self,
+        module: &[u8],
+        arg: Vec<u8>,
+        cycles: u128,
+    ) -> Result<Principal, CallError> {
+        #[derive(candid::CandidType)]
+        struct CreateArgs {
+            amount: Option<candid::Nat>,
+            settings: Option<()>,
+        }
+        #[derive(candid::CandidType, serde::Deserialize)]
+        struct CanisterIdRecord {
+            canister_id: Principal,
+        }
+        #[derive(candid::CandidType, serde::Deserialize)]
+        enum Mode {
+            #[serde(rename = "install")]
+            Install,
+        }
+        #[derive(candid::CandidType)]
+        struct InstallArgs {
+            mode: Mode,
+            canister_id: Principal,
+            wasm_module: serde_bytes::ByteBuf,
+            arg: serde_bytes::ByteBuf,
+        }
+        let encode = |e: candid::Error| CallError::permanent(e.to_string());
+        let mgmt = Principal::management_canister();
+        let create = candid::encode_one(CreateArgs {
+            amount: Some(candid::Nat::from(cycles)),
+            settings: None,
+        })
+        .map_err(encode)?;
+        // The first id of the local subnet's range routes the creation to
+        // it (rwlgt-iiaaa-aaaaa-aaaaa-cai, as dfx and PocketIC use).
+        let effective = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
+        let reply = self
+            .block_on(
+                self.agent
+                    .update(&mgmt, "provisional_create_canister_with_cycles")
+                    .with_effective_canister_id(effective)
+                    .with_arg(create)
+                    .call_and_wait(),
+            )
+            .map_err(classify)?;
+        let CanisterIdRecord { canister_id } = candid::decode_one(&reply).map_err(encode)?;
+        let wasm_module = suite::upload::compress_module(module)
+            .map_err(|e| CallError::permanent(e.to_string()))?;
+        let install = candid::encode_one(InstallArgs {
+            mode: Mode::Install,
+            canister_id,
+            wasm_module: serde_bytes::ByteBuf::from(wasm_module),
+            arg: serde_bytes::ByteBuf::from(arg),
+        })
+        .map_err(encode)?;
+        self.block_on(
+            self.agent
+                .update(&mgmt, "install_code")
+                .with_effective_canister_id(canister_id)
+                .with_arg(install)
+                .call_and_wait(),
+        )
+        .map_err(classify)?;
+        Ok(canister_id)
+    }
 }
 
 /// Whether a failed call may succeed when made again.

@@ -295,11 +295,7 @@ fn canister_wasm(name: &str) -> Vec<u8> {
 /// `job` with `from_token`.
 #[test]
 fn upload_deploy_and_chat_through_the_served_replica() {
-    use candid::{decode_one, encode_one, Nat};
     use client::{AgentTransport, Network};
-    use local_replica::management::{
-        CanisterIdRecord, CanisterInstallMode, InstallCodeArgs, ProvisionalCreateCanisterArgs,
-    };
     use std::time::Duration;
     use suite::{TaskManager, Transport, UploadOptions};
     use task_manager_api::{
@@ -317,22 +313,7 @@ fn upload_deploy_and_chat_through_the_served_replica() {
     assert_eq!(t.caller(), admin.principal);
 
     // The task manager, created with cycles for its workers and installed
-    // (gzip-compressed: the module is over the 2 MiB ingress limit).
-    let mgmt = Principal::management_canister();
-    let create = ProvisionalCreateCanisterArgs {
-        amount: Some(Nat::from(100_000_000_000_000u128)),
-        ..Default::default()
-    };
-    let out = t
-        .block_on(
-            t.agent()
-                .update(&mgmt, "provisional_create_canister_with_cycles")
-                .with_effective_canister_id(local_replica::canister_id(0))
-                .with_arg(encode_one(create).unwrap())
-                .call_and_wait(),
-        )
-        .expect("provisional_create_canister_with_cycles");
-    let CanisterIdRecord { canister_id } = decode_one(&out).unwrap();
+    // through the management canister.
     let quota = Quota {
         capacity: 100_000,
         refill_per_sec: 100,
@@ -344,22 +325,13 @@ fn upload_deploy_and_chat_through_the_served_replica() {
             ..Default::default()
         }),
     };
-    let install = InstallCodeArgs {
-        mode: CanisterInstallMode::Install,
-        canister_id,
-        wasm_module: suite::upload::compress_module(&task_manager_wasm).unwrap(),
-        arg: encode_one(Some(init)).unwrap(),
-        sender_canister_version: None,
-    };
-    t.block_on(
-        t.agent()
-            .update(&mgmt, "install_code")
-            .with_effective_canister_id(canister_id)
-            .with_arg(encode_one(install).unwrap())
-            .call_and_wait(),
-    )
-    .expect("install_code");
-
+    let canister_id = t
+        .create_and_install(
+            &task_manager_wasm,
+            candid::encode_one(Some(init)).unwrap(),
+            100_000_000_000_000,
+        )
+        .expect("the task manager installs");
     let tm = TaskManager::new(&t, canister_id);
     let wasm_info = suite::upload::upload_worker_wasm(
         &tm,
