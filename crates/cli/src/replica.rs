@@ -4,22 +4,22 @@
 //! model uploaded chunk by chunk and pulled by the workers, generation one
 //! token per message.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use candid::Principal;
 use clap::Args;
 use local_replica::LocalReplica;
-use suite::{Progress, Suite, Wasms};
+use suite::{LocalTransport, Suite, TaskManager, Wasms};
 use task_manager_api::{
-    ChatMessage, ConfigUpdate, GenerateRequest, InitArgs, JobInfo, JobStatus, Prompt, Quota, Role,
-    Sampling,
+    ChatMessage, ConfigUpdate, GenerateRequest, InitArgs, JobInfo, Prompt, Quota, Role, Sampling,
 };
 use worker_api::status::WorkerStatus;
 
 use crate::options::{parse_seed, ConversationArgs, ModelArgs, SamplingArgs};
+use crate::progress::ProgressBar;
 
 /// The suite's deployment flags.
 #[derive(Args, Debug, Clone)]
@@ -129,7 +129,7 @@ fn deploy(args: &DeployArgs) -> Result<Deployed> {
     let workers = suite.add_workers(n)?;
 
     let started = Instant::now();
-    let mut bar = ProgressBar::new();
+    let mut bar = ProgressBar::new("upload");
     let info = suite.upload_model(&dir, &mut |p| bar.show(p))?;
     bar.finish();
     let upload_secs = started.elapsed().as_secs_f64();
@@ -156,64 +156,9 @@ fn deploy(args: &DeployArgs) -> Result<Deployed> {
     })
 }
 
-/// An upload progress bar on stderr.
-struct ProgressBar {
-    started: Instant,
-    bytes: u64,
-    interactive: bool,
-    last_percent: u64,
-}
-
-impl ProgressBar {
-    fn new() -> ProgressBar {
-        ProgressBar {
-            started: Instant::now(),
-            bytes: 0,
-            interactive: std::io::stderr().is_terminal(),
-            last_percent: u64::MAX,
-        }
-    }
-
-    fn show(&mut self, p: Progress) {
-        self.bytes = p.bytes_done;
-        let percent = (p.chunks_done * 100)
-            .checked_div(p.chunks_total)
-            .unwrap_or(100);
-        // Without a terminal, one line per 10 %.
-        if !self.interactive
-            && (percent / 10 == self.last_percent / 10 && p.chunks_done != p.chunks_total)
-        {
-            return;
-        }
-        self.last_percent = percent;
-        let width = 30;
-        let filled = (percent as usize * width / 100).min(width);
-        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let line = format!(
-            "upload [{}{}] {:>3}% {}/{} chunks {:.1} MB {:.1} MB/s",
-            "#".repeat(filled),
-            "-".repeat(width - filled),
-            percent,
-            p.chunks_done,
-            p.chunks_total,
-            p.bytes_done as f64 / 1e6,
-            p.bytes_done as f64 / 1e6 / secs
-        );
-        if self.interactive {
-            eprint!("\r{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-
-    fn finish(&self) {
-        if self.interactive {
-            eprintln!();
-        }
-    }
-}
-
-fn sampling(args: &SamplingArgs) -> Result<(Sampling, Vec<String>, serde_bytes::ByteBuf)> {
+pub(crate) fn sampling(
+    args: &SamplingArgs,
+) -> Result<(Sampling, Vec<String>, serde_bytes::ByteBuf)> {
     let s = Sampling {
         temperature: Some(args.temperature),
         top_k: Some(args.top_k as u32),
@@ -227,28 +172,30 @@ fn sampling(args: &SamplingArgs) -> Result<(Sampling, Vec<String>, serde_bytes::
     ))
 }
 
-/// Generates and streams the job's text to stdout as the job advances.
+/// Generates and streams the job's text to stdout as the job advances
+/// (the replica runs a round between two polls).
 fn run_job(suite: &mut Suite, request: &GenerateRequest) -> Result<JobInfo> {
-    let user = local_user();
-    let job = suite.generate(user, request)?;
-    let mut shown = 0;
+    let task_manager = suite.task_manager;
+    let transport = LocalTransport::new(&mut suite.ic, local_user());
+    let tm = TaskManager::new(&transport, task_manager);
+    let job = tm.generate(request)?;
+    stream_to_stdout(&tm, job, Duration::ZERO)
+}
+
+/// Polls `job` until it ends, printing its text as it arrives.
+pub(crate) fn stream_to_stdout(tm: &TaskManager<'_>, job: u64, poll: Duration) -> Result<JobInfo> {
     let mut out = std::io::stdout();
-    loop {
-        let info = suite.job(user, job)?;
-        if let Some(delta) = info.text.get(shown..) {
-            out.write_all(delta.as_bytes())?;
-            out.flush()?;
-            shown = info.text.len();
+    let mut failed_write = None;
+    let info = tm.stream_job(job, poll, &mut |text| {
+        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            failed_write.get_or_insert(e);
         }
-        if info.status.is_final() {
-            println!();
-            if let JobStatus::Failed { reason } = &info.status {
-                bail!("the job failed: {reason}");
-            }
-            return Ok(info);
-        }
-        suite.ic.tick();
+    });
+    println!();
+    if let Some(e) = failed_write {
+        return Err(e.into());
     }
+    Ok(info?)
 }
 
 pub fn chat(args: ChatArgs) -> Result<()> {
@@ -289,7 +236,7 @@ pub fn chat(args: ChatArgs) -> Result<()> {
     })
 }
 
-fn report_job(info: &JobInfo, secs: f64) {
+pub(crate) fn report_job(info: &JobInfo, secs: f64) {
     if let Some(i) = info.instructions {
         eprintln!(
             "[{} prompt + {} generated tokens in {:.1} s; {} instructions per generated token in the canisters]",

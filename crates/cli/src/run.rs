@@ -12,28 +12,28 @@ use crate::options::{ConversationArgs, LoadedModel, ModelArgs, SamplingArgs};
 #[derive(Args)]
 pub struct GenerateArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub(crate) model: ModelArgs,
     #[command(flatten)]
-    sampling: SamplingArgs,
+    pub(crate) sampling: SamplingArgs,
     /// Plain text to continue.
     #[arg(long, conflicts_with = "chat")]
-    prompt: Option<String>,
+    pub(crate) prompt: Option<String>,
     /// A user message, formatted with the model's chat template.
     #[arg(long)]
-    chat: Option<String>,
+    pub(crate) chat: Option<String>,
     /// System message for --chat.
     #[arg(long, requires = "chat")]
-    system: Option<String>,
+    pub(crate) system: Option<String>,
 }
 
 #[derive(Args)]
 pub struct ChatArgs {
     #[command(flatten)]
-    model: ModelArgs,
+    pub(crate) model: ModelArgs,
     #[command(flatten)]
-    sampling: SamplingArgs,
+    pub(crate) sampling: SamplingArgs,
     #[command(flatten)]
-    conversation: ConversationArgs,
+    pub(crate) conversation: ConversationArgs,
 }
 
 pub fn generate(args: GenerateArgs) -> Result<()> {

@@ -60,6 +60,10 @@ pub struct Config {
     /// The fees charged (default: an application subnet of 13 nodes;
     /// [`FeeSchedule::free`] charges nothing).
     pub fees: FeeSchedule,
+    /// The root key canisters get from `ic0.root_key_size/copy` (the
+    /// DER-wrapped BLS key certificates verify with). `None`: a key shaped
+    /// like the IC's, derived from `seed`, that certifies nothing.
+    pub root_key: Option<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -72,6 +76,7 @@ impl Default for Config {
             default_cycles: 100_000_000_000_000,
             cache_dir: None,
             fees: FeeSchedule::default(),
+            root_key: None,
         }
     }
 }
@@ -193,6 +198,21 @@ fn cache_module(hash: [u8; 32], module: CompiledModule) {
     }
 }
 
+/// DER prefix of a BLS12-381 public key followed by 96 bytes derived from
+/// the seed: the shape of the IC's root key, not a real key.
+fn placeholder_root_key(seed: &[u8; 32]) -> Result<Vec<u8>, Error> {
+    let mut root_key =
+        hex::decode("308182301d060d2b0601040182dc7c0503010201060c2b0601040182dc7c05030201036100")
+            .map_err(|e| Error::Engine(e.to_string()))?;
+    for i in 0u8..3 {
+        let mut h = Sha256::new();
+        h.update(seed);
+        h.update([b'k', i]);
+        root_key.extend_from_slice(&h.finalize());
+    }
+    Ok(root_key)
+}
+
 /// A single-process replica running real canister wasm.
 pub struct LocalReplica {
     engine: Engine,
@@ -239,18 +259,10 @@ impl LocalReplica {
         let mut linker = Linker::new(&engine);
         system_api::define(&mut linker)?;
         let seed: [u8; 32] = Sha256::digest(config.seed.to_le_bytes()).into();
-        // DER prefix of a BLS12-381 public key followed by 96 bytes derived
-        // from the seed: the shape of the IC's root key, not a real key.
-        let mut root_key = hex::decode(
-            "308182301d060d2b0601040182dc7c0503010201060c2b0601040182dc7c05030201036100",
-        )
-        .map_err(|e| Error::Engine(e.to_string()))?;
-        for i in 0u8..3 {
-            let mut h = Sha256::new();
-            h.update(seed);
-            h.update([b'k', i]);
-            root_key.extend_from_slice(&h.finalize());
-        }
+        let root_key = match config.root_key {
+            Some(key) => key,
+            None => placeholder_root_key(&seed)?,
+        };
         Ok(LocalReplica {
             engine,
             linker,
@@ -1676,6 +1688,21 @@ impl LocalReplica {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, Error> {
+        self.query_call_with_certificate(canister, sender, method, arg, None)
+    }
+
+    /// A query call whose method, if it is a (non-composite) query, finds
+    /// `certificate` with `ic0.data_certificate_present/size/copy`, as a
+    /// query answered by a real replica does. Composite queries and the
+    /// queries they call get none, as the specification says.
+    pub fn query_call_with_certificate(
+        &mut self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+        certificate: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, Error> {
         if arg.len() as u64 > self.limits.max_ingress_bytes {
             return Err(Error::Rejected(Reject::new(
                 ErrorCode::CanisterRejectedMessage,
@@ -1687,7 +1714,8 @@ impl LocalReplica {
             )));
         }
         let mut touched = BTreeSet::new();
-        let response = self.run_query(canister, sender, method, arg, 0, &mut touched);
+        let certificate = certificate.map(Arc::new);
+        let response = self.run_query(canister, sender, method, arg, 0, &mut touched, certificate);
         for id in touched {
             let fresh = self.message(ApiType::Start, id, id, self.limits.max_instructions_install);
             if let Some(c) = self.canisters.get_mut(&id) {
@@ -1705,6 +1733,8 @@ impl LocalReplica {
 
     /// Runs a (composite) query and the calls it makes, depth first, with
     /// their callbacks; state is left for the caller to roll back.
+    /// `certificate` is given to a non-composite query method only.
+    #[allow(clippy::too_many_arguments)]
     fn run_query(
         &mut self,
         canister: Principal,
@@ -1713,6 +1743,7 @@ impl LocalReplica {
         arg: Vec<u8>,
         depth: u32,
         touched: &mut BTreeSet<Principal>,
+        certificate: Option<Arc<Vec<u8>>>,
     ) -> Response {
         if canister == Principal::management_canister() {
             return Response::Reject(Reject::new(
@@ -1740,6 +1771,9 @@ impl LocalReplica {
         let mut msg = self.message(api, canister, sender, self.limits.max_instructions_query);
         msg.arg = arg;
         msg.method_name = method.to_string();
+        if api == ApiType::NonReplicatedQuery {
+            msg.data_certificate = certificate;
+        }
         let exec = self.execute(
             canister,
             Entry::Export(export),
@@ -1773,9 +1807,15 @@ impl LocalReplica {
                     ErrorCode::CanisterContractViolation,
                     &format!("Composite query call graph is deeper than {MAX_COMPOSITE_DEPTH}"),
                 )),
-                Ok(callee) => {
-                    self.run_query(callee, canister, &call.method, call.arg, depth + 1, touched)
-                }
+                Ok(callee) => self.run_query(
+                    callee,
+                    canister,
+                    &call.method,
+                    call.arg,
+                    depth + 1,
+                    touched,
+                    None,
+                ),
                 Err(_) => Response::Reject(Reject::new(
                     ErrorCode::CanisterNotFound,
                     "the callee id is not a valid principal",
@@ -2209,8 +2249,33 @@ impl LocalReplica {
         self.canisters.get(&canister).map(|c| c.global_timer)
     }
 
-    /// The root key canisters see with `ic0.root_key_*` (shaped like the
-    /// IC's, but not a real key: nothing is certified here).
+    /// The ids of all canisters, in order.
+    pub fn canister_ids(&self) -> Vec<Principal> {
+        self.canisters.keys().copied().collect()
+    }
+
+    /// The `icp:public <name>` custom sections of the module installed in
+    /// `canister`, by name (what the state tree certifies under
+    /// `/canister/<id>/metadata/<name>`); empty without a module.
+    pub fn public_metadata(&self, canister: Principal) -> Option<Vec<(String, Vec<u8>)>> {
+        self.canisters.get(&canister).map(|c| {
+            c.wasm
+                .as_ref()
+                .map(|w| {
+                    w.compiled
+                        .info
+                        .custom_sections
+                        .iter()
+                        .filter(|(_, (public, _))| *public)
+                        .map(|(name, (_, bytes))| (name.clone(), bytes.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// The root key canisters see with `ic0.root_key_*`: the one in
+    /// [`Config::root_key`], or a placeholder shaped like the IC's.
     pub fn root_key(&self) -> &[u8] {
         &self.root_key
     }

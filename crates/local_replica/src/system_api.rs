@@ -381,6 +381,9 @@ pub(crate) struct MessageState {
     /// Instructions of earlier messages of the same call context.
     pub context_instructions: u64,
     pub root_key: std::sync::Arc<Vec<u8>>,
+    /// The certificate of the canister's certified data, in a
+    /// non-replicated query answered with one.
+    pub data_certificate: Option<std::sync::Arc<Vec<u8>>>,
     pub limits: std::sync::Arc<Limits>,
 }
 
@@ -426,6 +429,7 @@ impl MessageState {
             fuel_limit: 0,
             context_instructions: 0,
             root_key,
+            data_certificate: None,
             limits,
         }
     }
@@ -1622,24 +1626,30 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
         linker,
         "data_certificate_present",
         |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            enter(&mut c, "data_certificate_present", STAR, 0)?;
-            Ok(0)
+            let m = enter(&mut c, "data_certificate_present", STAR, 0)?;
+            Ok(i32::from(m.data_certificate.is_some()))
         }
     );
     wrap!(
         linker,
         "data_certificate_size",
         |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            enter(&mut c, "data_certificate_size", NRQ | CQ, 0)?;
-            violation("ic0.data_certificate_size: no data certificate is present (the local replica does not certify)")
+            let m = enter(&mut c, "data_certificate_size", NRQ | CQ, 0)?;
+            match &m.data_certificate {
+                Some(cert) => Ok(cert.len() as i32),
+                None => violation("ic0.data_certificate_size: no data certificate is present (only non-replicated queries answered with a certificate get one)"),
+            }
         }
     );
     wrap!(
         linker,
         "data_certificate_copy",
-        |mut c: Ctx<'_>, _d: i32, _o: i32, _s: i32| -> wasmtime::Result<()> {
-            enter(&mut c, "data_certificate_copy", NRQ | CQ, 0)?;
-            violation("ic0.data_certificate_copy: no data certificate is present (the local replica does not certify)")
+        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| -> wasmtime::Result<()> {
+            let m = enter(&mut c, "data_certificate_copy", NRQ | CQ, p(size))?;
+            match m.data_certificate.clone() {
+                Some(cert) => copy_out(&mut c, "data_certificate_copy", &cert, p(dst), p(off), p(size)),
+                None => violation("ic0.data_certificate_copy: no data certificate is present (only non-replicated queries answered with a certificate get one)"),
+            }
         }
     );
     wrap!(linker, "time", |mut c: Ctx<'_>| -> wasmtime::Result<i64> {

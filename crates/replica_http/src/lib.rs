@@ -6,7 +6,19 @@
 //! Modules:
 //! - `hash`: the representation-independent hash (request ids, query
 //!   response signatures);
-//! - `certification`: the state tree, BLS12-381 certificates, node keys.
+//! - `cbor`: a small CBOR reader and writer;
+//! - `envelope`: request envelopes (`content`, `sender_pubkey`,
+//!   `sender_sig`, `sender_delegation`) and their request ids;
+//! - `auth`: signatures (Ed25519, ECDSA P-256 and secp256k1, canister
+//!   signatures), delegation chains, ingress expiry;
+//! - `canister_sig`: canister signatures (Internet Identity's keys);
+//! - `certification`: the state tree, BLS12-381 certificates, node keys;
+//! - `server`: the HTTP server ([`server::serve`]).
 
+pub mod auth;
+pub mod canister_sig;
+pub mod cbor;
 pub mod certification;
+pub mod envelope;
 pub mod hash;
+pub mod server;

@@ -9,6 +9,11 @@
 //! loaded their stages; [`Suite::generate`] and [`Suite::job`] are what a
 //! user does.
 //!
+//! The same operations on any network go through a [`Transport`]
+//! ([`transport`]): [`TaskManager`] is the typed client of the task
+//! manager, [`upload`] the parallel, resumable uploader. `Suite` uses them
+//! with a [`LocalTransport`]; the command line with an `ic-agent` one.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), suite::SuiteError> {
 //! use suite::{Suite, Wasms};
@@ -20,18 +25,23 @@
 //! # Ok(()) }
 //! ```
 
+pub mod task_manager;
+pub mod transport;
+pub mod upload;
+
+pub use task_manager::TaskManager;
+pub use transport::{CallError, CallErrorKind, LocalTransport, Transport};
+pub use upload::{UploadOptions, UploadReport};
+
 use std::path::Path;
 
 use candid::{encode_one, CandidType, Deserialize, Principal};
 use local_replica::{CanisterInstallMode, LocalReplica};
 use model_format::Manifest;
 use serde_bytes::ByteBuf;
-use task_manager_api::create_model::CreateModelArgs;
 use task_manager_api::deploy_model::DeployModelArgs;
 use task_manager_api::job::JobArgs;
-use task_manager_api::missing_chunks::{MissingChunksArgs, MissingChunksPage};
 use task_manager_api::pipelines::PipelinesPage;
-use task_manager_api::upload_chunk::{UploadChunkArgs, UploadProgress};
 use task_manager_api::workers::WorkersPage;
 use task_manager_api::{
     AdminError, ChunkRef, GenerateRequest, InitArgs, JobInfo, ModelFile, ModelInfo, PageArgs,
@@ -53,6 +63,33 @@ pub enum SuiteError {
     },
     #[error("{0}")]
     Model(String),
+    /// A call got no reply.
+    #[error("{method}: {source}")]
+    Call { method: String, source: CallError },
+    /// An argument did not encode or a reply did not decode.
+    #[error("{method}: {reason}")]
+    Candid { method: String, reason: String },
+    /// Uploading a chunk failed (after retries, if it was transient).
+    #[error("uploading chunk {chunk}: {source}")]
+    Upload {
+        chunk: String,
+        source: Box<SuiteError>,
+    },
+    #[error("job {job} failed: {reason}")]
+    JobFailed { job: u64, reason: String },
+    #[error("timed out: {0}")]
+    Timeout(String),
+}
+
+impl SuiteError {
+    /// Whether the same call may succeed if made again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SuiteError::Call { source, .. } => source.is_transient(),
+            SuiteError::Upload { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, SuiteError>;
@@ -253,59 +290,25 @@ impl Suite {
     }
 
     /// Registers the model of `dir` and uploads the chunks the registry
-    /// does not hold yet, reporting progress after each.
+    /// does not hold yet, reporting progress after each
+    /// ([`upload::upload_model`], one call at a time: the replica runs one
+    /// message at a time anyway).
     pub fn upload_model(
         &mut self,
         dir: &Path,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<ModelInfo> {
-        let manifest_json = read_model_file(dir, "manifest.json")?;
-        let info: ModelInfo = self.admin(
-            "create_model",
-            &CreateModelArgs {
-                manifest_json: ByteBuf::from(manifest_json),
-            },
-        )?;
-        let mut missing: Vec<ChunkRef> = Vec::new();
-        loop {
-            let page: MissingChunksPage = self.admin_query(
-                "missing_chunks",
-                &MissingChunksArgs {
-                    model: info.name.clone(),
-                    start: missing.len() as u64,
-                    length: PageArgs::MAX_LENGTH,
-                },
-            )?;
-            let done = page.chunks.is_empty()
-                || missing.len() as u64 + page.chunks.len() as u64 >= page.total;
-            missing.extend(page.chunks);
-            if done {
-                break;
-            }
-        }
-        let chunks: Vec<_> = model_chunks(dir)?
-            .into_iter()
-            .filter(|(c, _)| missing.contains(c))
-            .collect();
-        let mut p = Progress {
-            chunks_done: info.chunks_present,
-            chunks_total: info.chunks_total,
-            bytes_done: 0,
-            bytes_total: chunks.iter().map(|(_, b)| b.len() as u64).sum(),
+        let transport = LocalTransport::new(&mut self.ic, controller());
+        let tm = TaskManager::new(&transport, self.task_manager);
+        let progress = std::sync::Mutex::new(progress);
+        let options = UploadOptions {
+            parallel: 1,
+            ..Default::default()
         };
-        progress(p);
-        for (chunk, bytes) in chunks {
-            let n = bytes.len() as u64;
-            let done: UploadProgress =
-                self.admin("upload_chunk", &UploadChunkArgs { chunk, bytes })?;
-            p.chunks_done = done.chunks_present;
-            p.bytes_done += n;
-            progress(p);
-        }
-        Ok(ModelInfo {
-            chunks_present: p.chunks_done,
-            ..info
-        })
+        let report = upload::upload_model(&tm, dir, &options, &|p| {
+            (progress.lock().unwrap_or_else(|p| p.into_inner()))(p)
+        })?;
+        Ok(report.info)
     }
 
     /// Deploys `model` on `pipelines` pipelines and runs until the workers

@@ -5,6 +5,7 @@ mod checkpoint;
 mod common;
 mod costs;
 mod cycles;
+mod data_certificate;
 mod execution;
 mod limits;
 mod management;

@@ -1,0 +1,80 @@
+//! `icllm replica serve`: the local replica behind the IC's HTTP interface,
+//! for official clients (`icp`, dfx-style tools, `@icp-sdk/core`,
+//! `ic-agent`).
+//!
+//! ```sh
+//! icllm replica serve --port 4943 --state-dir .icllm/replica
+//! ```
+//!
+//! It prints the URL and the root key (hex; what `icp`'s `root-key` and
+//! agents' `fetchRootKey` need) and serves until the process is stopped
+//! (Ctrl-C). The state directory keeps the root and node keys, so the root
+//! key stays the same between runs, and the compiled-module cache.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use replica_http::server::{serve, ServeConfig};
+
+/// `icllm replica …`
+#[derive(Args, Debug)]
+pub struct ReplicaArgs {
+    #[command(subcommand)]
+    command: ReplicaCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ReplicaCommand {
+    /// Serve the IC's HTTP interface (status, call, query, read_state).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// The port (0: any free port).
+    #[arg(long, default_value_t = 4943)]
+    port: u16,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Where keys and compiled modules are kept between runs (default: fresh
+    /// keys each run, nothing kept).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+pub fn run(args: ReplicaArgs) -> Result<()> {
+    match args.command {
+        ReplicaCommand::Serve(args) => serve_forever(args),
+    }
+}
+
+fn serve_forever(args: ServeArgs) -> Result<()> {
+    let replica = local_replica::Config {
+        cache_dir: args.state_dir.as_ref().map(|d| d.join("compiled")),
+        ..local_replica::Config::default()
+    };
+    let server = serve(ServeConfig {
+        bind: args.bind,
+        port: args.port,
+        state_dir: args.state_dir.clone(),
+        replica,
+        ..ServeConfig::default()
+    })
+    .with_context(|| format!("starting the replica on {}:{}", args.bind, args.port))?;
+    let root_key: String = server
+        .root_key_der()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("url: {}", server.url());
+    println!("root key: {root_key}");
+    if let Some(dir) = &args.state_dir {
+        println!("state directory: {}", dir.display());
+    }
+    println!("serving until stopped (Ctrl-C)");
+    server.join();
+    Ok(())
+}

@@ -1,1 +1,0 @@
-//! The certified state tree and its certificates.

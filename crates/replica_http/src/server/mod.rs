@@ -1,0 +1,196 @@
+//! The HTTP server: one thread owns the replica, one thread per connection
+//! speaks HTTP.
+//!
+//! ```text
+//!  HTTP clients ──► connection threads (http1)           replica thread
+//!                   parse envelope, check expiry,  ──►   owns LocalReplica (not Sync)
+//!                   signatures, delegations,   Command   set_time(wall clock) each round,
+//!                   effective canister id       ◄──      rounds while messages are pending
+//!                                              answer    and every 100 ms (timers); the
+//!                                                        request-status table; certificates
+//! ```
+//!
+//! Nothing a connection thread refuses reaches the replica thread, so a
+//! malformed, unauthenticated or expired request changes no state.
+//!
+//! ```no_run
+//! use replica_http::server::{serve, ServeConfig};
+//! let server = serve(ServeConfig::default())?;          // 127.0.0.1, any free port
+//! println!("{} root key {}", server.url(), hex::encode(server.root_key_der()));
+//! server.shutdown();
+//! # Ok::<(), replica_http::server::ServeError>(())
+//! ```
+
+mod effective;
+mod handlers;
+mod http1;
+mod replica_thread;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use local_replica::LocalReplica;
+
+use crate::certification::{CertificationError, Keys};
+use handlers::Handler;
+use replica_thread::{Command, ReplicaThread};
+
+pub use handlers::{AUTH_FAILURE_STATUS, MAX_BODY_BYTES};
+
+/// What to serve and where.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The address to listen on (default 127.0.0.1).
+    pub bind: IpAddr,
+    /// The port; 0 picks any free port (see [`RunningServer::url`]).
+    pub port: u16,
+    /// Where the root and node keys (and, once checkpoints exist, the
+    /// replica's state) are kept between runs. `None`: fresh keys in memory.
+    pub state_dir: Option<PathBuf>,
+    /// The replica's settings. Its `root_key` is replaced by the served
+    /// root key, so that `ic0.root_key_*` gives canisters the key their
+    /// certificates verify with.
+    pub replica: local_replica::Config,
+    /// How long `/api/v3|v4/canister/<id>/call` waits for the call's result
+    /// before answering 202 (the client then polls `read_state`).
+    pub sync_call_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        ServeConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            state_dir: None,
+            replica: local_replica::Config::default(),
+            sync_call_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the server did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("keys: {0}")]
+    Keys(#[from] CertificationError),
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("the local replica did not start: {0}")]
+    Replica(#[from] local_replica::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A server that runs until [`RunningServer::shutdown`] (or until the
+/// process ends).
+pub struct RunningServer {
+    addr: SocketAddr,
+    root_key_der: Vec<u8>,
+    stop: Arc<AtomicBool>,
+    commands: mpsc::Sender<Command>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// `http://<ip>:<port>`, what agents are given as their URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The DER-encoded BLS root key certificates are signed with (what
+    /// `/api/v2/status` gives as `root_key`).
+    pub fn root_key_der(&self) -> Vec<u8> {
+        self.root_key_der.clone()
+    }
+
+    /// Stops accepting connections, lets the replica thread finish its
+    /// round, and waits for both. Open connections end at their next
+    /// request (503) or when idle.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        let _ = self.commands.send(Command::Shutdown);
+        self.join();
+    }
+
+    /// Waits until the accept loop and the replica thread have ended
+    /// (after a shutdown, or forever).
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the replica and the HTTP server.
+pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
+    if let Some(dir) = &config.state_dir {
+        std::fs::create_dir_all(dir).map_err(|source| ServeError::StateDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let keys = Arc::new(Keys::load_or_create(config.state_dir.as_deref())?);
+    let root_key_der = keys.root_key_der();
+    let mut replica_config = config.replica.clone();
+    replica_config.root_key = Some(root_key_der.clone());
+    let max_ingress_bytes = replica_config.limits.max_ingress_bytes;
+    // RESTORE HOOK: when `LocalReplica::restore(dir, config)` exists, a
+    // state directory holding a checkpoint is restored here instead of
+    // starting empty.
+    let replica = LocalReplica::with_config(replica_config)?;
+
+    let addr = SocketAddr::new(config.bind, config.port);
+    let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind {
+        addr,
+        reason: e.to_string(),
+    })?;
+    let addr = listener.local_addr().unwrap_or(addr);
+
+    let (commands, receiver) = mpsc::channel();
+    let mut threads = Vec::new();
+    let replica_thread = ReplicaThread::new(replica, keys.clone(), receiver, config.state_dir);
+    threads.push(
+        std::thread::Builder::new()
+            .name("replica".into())
+            .spawn(move || replica_thread.run())
+            .map_err(ServeError::Thread)?,
+    );
+    let handler = Arc::new(Handler {
+        keys,
+        commands: commands.clone(),
+        sync_call_timeout: config.sync_call_timeout,
+        max_ingress_bytes,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_accepting = stop.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || http1::accept_loop(listener, handler, stop_accepting))
+            .map_err(ServeError::Thread)?,
+    );
+    Ok(RunningServer {
+        addr,
+        root_key_der,
+        stop,
+        commands,
+        threads,
+    })
+}

@@ -1,0 +1,6 @@
+//! The HTTP interface, end to end: the server runs in-process on a free
+//! port, and the official Rust agent (`ic-agent`) or raw HTTP talks to it.
+
+mod bad_envelopes;
+mod common;
+mod official_agent;
