@@ -440,7 +440,9 @@ fn keys_persist_in_the_state_directory() {
     let cert = certificate(&again, &state(), &[]).unwrap();
     verified(&cert, &first, canister_id(0));
 
-    let other = Keys::load_or_create(Some(&temp_dir("other"))).expect("other dir");
+    let other_dir = temp_dir("other");
+    let other = Keys::load_or_create(Some(&other_dir)).expect("other dir");
+    std::fs::remove_dir_all(&other_dir).ok();
     assert_ne!(other.root_key_der(), first.root_key_der());
     assert_ne!(other.node_public_key_der(), first.node_public_key_der());
     assert_eq!(first.root_key_der().len(), 133);
