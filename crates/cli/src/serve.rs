@@ -8,8 +8,11 @@
 //!
 //! It prints the URL and the root key (hex; what `icp`'s `root-key` and
 //! agents' `fetchRootKey` need) and serves until the process is stopped
-//! (Ctrl-C). The state directory keeps the root and node keys, so the root
-//! key stays the same between runs, and the compiled-module cache.
+//! (Ctrl-C or SIGTERM). The state directory keeps the root and node keys
+//! (the root key stays the same between runs), the compiled-module cache
+//! and the replica's checkpoints (`replica/`, written every 30 seconds and
+//! when the server stops), so the canisters are there again at the next
+//! start with the same directory.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -39,8 +42,8 @@ struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
-    /// Where keys and compiled modules are kept between runs (default: fresh
-    /// keys each run, nothing kept).
+    /// Where keys, compiled modules and the replica's state are kept
+    /// between runs (default: fresh keys and an empty replica each run).
     #[arg(long)]
     state_dir: Option<PathBuf>,
 }
@@ -75,6 +78,19 @@ fn serve_forever(args: ServeArgs) -> Result<()> {
         println!("state directory: {}", dir.display());
     }
     println!("serving until stopped (Ctrl-C)");
+    // SIGINT or SIGTERM: stop, write the last checkpoint, exit.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("installing the signal handlers")?;
+    let stopper = server.stopper();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            eprintln!("stopping: writing the replica's checkpoint");
+            stopper.stop();
+        }
+    });
     server.join();
     Ok(())
 }

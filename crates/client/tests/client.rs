@@ -408,5 +408,53 @@ fn upload_deploy_and_chat_through_the_served_replica() {
     // The admin's upload rights are not the user's.
     let refused = suite::upload::upload_model(&utm, &dir, &options, &|_| {}).unwrap_err();
     assert!(!refused.is_transient(), "{refused}");
+
+    // The official JavaScript agent, as a browser or a Node service uses
+    // it: its own identity registers, generates and polls `job`, with the
+    // root key fetched and query signatures verified; greedy, so the same
+    // answer.
+    let answer = node_chat(
+        &server.url(),
+        canister_id,
+        "tiny-llama",
+        "What is the capital of France?",
+        request.max_new_tokens,
+    );
+    assert_eq!(answer, info.text, "@icp-sdk/core got another answer");
     server.shutdown();
+}
+
+/// `clients/node/chat.mjs` (`@icp-sdk/core`, bindings generated from the
+/// checked-in .did): its answer, streamed by polling `job`.
+fn node_chat(url: &str, canister: Principal, model: &str, question: &str, tokens: u32) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../clients/node");
+    assert!(
+        dir.join("node_modules/@icp-sdk/core").is_dir() && dir.join("bindings").is_dir(),
+        "the JavaScript client is not set up: run `npm ci && npm run bindings` in {} \
+         (scripts/test.sh does)",
+        dir.display()
+    );
+    let out = std::process::Command::new("node")
+        .arg("chat.mjs")
+        .args([
+            url,
+            &canister.to_text(),
+            model,
+            question,
+            &tokens.to_string(),
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("running node (Node.js 20 or later)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node chat.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ANSWER "))
+        .unwrap_or_else(|| panic!("no ANSWER line in:\n{stdout}"));
+    serde_json::from_str(line).expect("the answer as a JSON string")
 }

@@ -89,6 +89,44 @@ pub enum ServeError {
     Replica(#[from] local_replica::Error),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "the checkpoint in {dir} was made under another root key than the one in the state \
+         directory's keys/: restore the keys it was made with, or start from an empty directory"
+    )]
+    KeyMismatch { dir: PathBuf },
+}
+
+/// Where, under the state directory, the replica's checkpoints are kept.
+pub const CHECKPOINT_DIR: &str = "replica";
+
+/// Whether `dir` holds a checkpoint to restore (any `checkpoint.*.bin`).
+fn has_checkpoint(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("checkpoint.") && name.ends_with(".bin")
+        })
+    })
+}
+
+/// Stops a [`RunningServer`] from another thread (a signal handler).
+#[derive(Clone)]
+pub struct Stopper {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Stopper {
+    /// Stops accepting connections and ends the replica thread after it
+    /// has written its last checkpoint; [`RunningServer::join`] returns then.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        let _ = self.commands.send(Command::Shutdown);
+    }
 }
 
 /// A server that runs until [`RunningServer::shutdown`] (or until the
@@ -122,11 +160,17 @@ impl RunningServer {
     /// round, and waits for both. Open connections end at their next
     /// request (503) or when idle.
     pub fn shutdown(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so that it sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        let _ = self.commands.send(Command::Shutdown);
+        self.stopper().stop();
         self.join();
+    }
+
+    /// A handle that stops the server from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            addr: self.addr,
+            stop: self.stop.clone(),
+            commands: self.commands.clone(),
+        }
     }
 
     /// Waits until the accept loop and the replica thread have ended
@@ -151,10 +195,19 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
     let mut replica_config = config.replica.clone();
     replica_config.root_key = Some(root_key_der.clone());
     let max_ingress_bytes = replica_config.limits.max_ingress_bytes;
-    // RESTORE HOOK: when `LocalReplica::restore(dir, config)` exists, a
-    // state directory holding a checkpoint is restored here instead of
-    // starting empty.
-    let replica = LocalReplica::with_config(replica_config)?;
+    // A state directory that holds a checkpoint is where the last run
+    // stopped: its canisters, messages in flight and time come back.
+    let checkpoint_dir = config.state_dir.as_ref().map(|d| d.join(CHECKPOINT_DIR));
+    let replica = match &checkpoint_dir {
+        Some(dir) if has_checkpoint(dir) => {
+            let replica = LocalReplica::restore(dir, replica_config)?;
+            if replica.root_key() != root_key_der.as_slice() {
+                return Err(ServeError::KeyMismatch { dir: dir.clone() });
+            }
+            replica
+        }
+        _ => LocalReplica::with_config(replica_config)?,
+    };
 
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind {
@@ -165,7 +218,7 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
 
     let (commands, receiver) = mpsc::channel();
     let mut threads = Vec::new();
-    let replica_thread = ReplicaThread::new(replica, keys.clone(), receiver, config.state_dir);
+    let replica_thread = ReplicaThread::new(replica, keys.clone(), receiver, checkpoint_dir);
     threads.push(
         std::thread::Builder::new()
             .name("replica".into())

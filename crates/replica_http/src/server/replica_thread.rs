@@ -28,6 +28,10 @@ use crate::hash::RequestId;
 /// With no message pending, a round still runs this often (timers,
 /// heartbeats, deadlines).
 pub(crate) const IDLE_ROUND: Duration = Duration::from_millis(100);
+/// How often the replica is checkpointed to the state directory (and once
+/// more when the server stops). Incremental, so an idle replica's
+/// checkpoint writes almost nothing.
+pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Nanoseconds since 1970-01-01 by the wall clock.
 pub(crate) fn now_ns() -> u64 {
@@ -137,9 +141,9 @@ pub(crate) struct ReplicaThread {
     replica: LocalReplica,
     keys: Arc<Keys>,
     commands: mpsc::Receiver<Command>,
-    /// Where a checkpoint of the replica will be written.
-    #[allow(dead_code)]
-    state_dir: Option<PathBuf>,
+    /// Where the replica's checkpoints are written (none: nothing kept).
+    checkpoint_dir: Option<PathBuf>,
+    last_checkpoint: Instant,
     requests: HashMap<RequestId, Tracked>,
     waiters: HashMap<RequestId, Vec<mpsc::Sender<Vec<u8>>>>,
     last_round: Instant,
@@ -150,13 +154,14 @@ impl ReplicaThread {
         replica: LocalReplica,
         keys: Arc<Keys>,
         commands: mpsc::Receiver<Command>,
-        state_dir: Option<PathBuf>,
+        checkpoint_dir: Option<PathBuf>,
     ) -> ReplicaThread {
         ReplicaThread {
             replica,
             keys,
             commands,
-            state_dir,
+            checkpoint_dir,
+            last_checkpoint: Instant::now(),
             requests: HashMap::new(),
             waiters: HashMap::new(),
             last_round: Instant::now(),
@@ -195,11 +200,24 @@ impl ReplicaThread {
             if self.replica.pending_messages() > 0 || self.last_round.elapsed() >= IDLE_ROUND {
                 self.round();
             }
+            if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL {
+                self.checkpoint();
+            }
         }
-        // CHECKPOINT HOOK: when `LocalReplica::checkpoint(dir)` exists, the
-        // replica is written to `self.state_dir` here (and periodically,
-        // between rounds) so that the next `serve` with the same directory
-        // restores it. Until then the state directory keeps only the keys.
+        self.checkpoint();
+    }
+
+    /// Writes the replica to the checkpoint directory, between rounds
+    /// (incremental: only pages changed since the last one). A failure is
+    /// reported and the server goes on; the previous checkpoint stays whole.
+    fn checkpoint(&mut self) {
+        self.last_checkpoint = Instant::now();
+        let Some(dir) = &self.checkpoint_dir else {
+            return;
+        };
+        if let Err(e) = self.replica.checkpoint(dir) {
+            eprintln!("replica: checkpoint to {} failed: {e}", dir.display());
+        }
     }
 
     fn round(&mut self) {

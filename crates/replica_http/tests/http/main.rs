@@ -4,3 +4,4 @@
 mod bad_envelopes;
 mod common;
 mod official_agent;
+mod state_dir;
