@@ -77,6 +77,9 @@ enum Command {
     ReplicaChat(replica::ChatArgs),
     /// Measure the canisters: instructions per token, load, upload, cycles.
     ReplicaBench(replica::BenchArgs),
+    /// Create and install the task manager on a local network (`replica
+    /// serve`, `dfx start`), the caller its controller.
+    InstallTaskManager(network::InstallTaskManagerArgs),
     /// Register a model directory and upload the chunks the task manager
     /// lacks: resumable, several calls in flight, retries with backoff
     /// (controllers).
@@ -119,6 +122,7 @@ fn run(cli: Cli) -> Result<()> {
         ),
         Command::ReplicaChat(args) => replica::chat(args),
         Command::ReplicaBench(args) => replica::bench(args),
+        Command::InstallTaskManager(args) => network::install_task_manager(net, args).map(|_| ()),
         Command::Upload(args) => network::upload(net, args),
         Command::UploadWorker(args) => network::upload_worker(net, args),
         Command::SpawnWorkers(args) => network::spawn_workers(net, args),
@@ -137,7 +141,7 @@ mod tests {
 
     use clap::Parser;
     use suite::{TaskManager, Transport};
-    use task_manager_api::{ConfigUpdate, InitArgs, JobStatus, Quota};
+    use task_manager_api::JobStatus;
 
     use super::*;
 
@@ -184,27 +188,38 @@ mod tests {
         let server = replica_http::server::serve(replica_http::server::ServeConfig::default())
             .expect("the server starts");
         let url = server.url();
+        // The task manager, created with cycles and installed by the admin.
+        let task_manager_wasm = canister_wasm("task_manager");
+        let install = Cli::try_parse_from([
+            "icllm",
+            "--network",
+            &url,
+            "--identity",
+            admin_pem.to_str().unwrap(),
+            "install-task-manager",
+            "--wasm",
+            task_manager_wasm.to_str().unwrap(),
+            "--user-tokens",
+            "100000",
+            "--refill-per-sec",
+            "100",
+        ])
+        .unwrap();
+        let Command::InstallTaskManager(args) = install.command else {
+            unreachable!("parsed as install-task-manager")
+        };
+        let tm_id = network::install_task_manager(&install.network, args).unwrap();
+        // Without an identity, nobody would control it.
+        let anonymous =
+            Cli::try_parse_from(["icllm", "--network", &url, "install-task-manager"]).unwrap();
+        let Command::InstallTaskManager(args) = anonymous.command else {
+            unreachable!("parsed as install-task-manager")
+        };
+        let err = network::install_task_manager(&anonymous.network, args).unwrap_err();
+        assert!(err.to_string().contains("--identity"), "{err:#}");
         let network: client::Network = url.parse().unwrap();
         let admin = client::identity::from_pem_file(&admin_pem).unwrap();
         let t = client::AgentTransport::connect(&network, Some(&admin)).unwrap();
-        let quota = Quota {
-            capacity: 100_000,
-            refill_per_sec: 100,
-        };
-        let init = InitArgs {
-            default_quota: Some(quota),
-            config: Some(ConfigUpdate {
-                new_user_tokens: Some(quota.capacity),
-                ..Default::default()
-            }),
-        };
-        let tm_id = t
-            .create_and_install(
-                &std::fs::read(canister_wasm("task_manager")).unwrap(),
-                candid::encode_one(Some(init)).unwrap(),
-                100_000_000_000_000,
-            )
-            .unwrap();
         let worker = canister_wasm("worker");
         let canister = format!("task_manager={tm_id}");
         let model = workspace().join("models/tiny-llama");

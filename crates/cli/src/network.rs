@@ -17,7 +17,8 @@ use client::canister_ids::{self, Lookup};
 use client::{AgentTransport, Network};
 use suite::{CallErrorKind, SuiteError, TaskManager, UploadOptions};
 use task_manager_api::{
-    AdminError, ChatMessage, GenerateRequest, JobInfo, JobStatus, Prompt, Role, UserError,
+    AdminError, ChatMessage, ConfigUpdate, GenerateRequest, InitArgs, JobInfo, JobStatus, Prompt,
+    Quota, Role, UserError,
 };
 
 use crate::options::{resolve_model_dir, ModelArgs};
@@ -81,25 +82,9 @@ impl NetworkArgs {
 
     /// Connects to the network's task manager as the `--identity`.
     pub fn connect(&self, command: &str) -> Result<Session> {
-        if self.is_local() {
-            bail!(
-                "`icllm {command}` talks to a replica that keeps its state between commands, and \
-                 the embedded one (`--network local`) lives only as long as one command: run \
-                 `icllm replica-chat` to deploy and chat in one go, or serve the replica \
-                 (`icllm replica serve --port 4943 --state-dir DIR`) and pass \
-                 `--network http://127.0.0.1:4943`"
-            );
-        }
-        let identity = match &self.identity {
-            Some(path) => Some(
-                client::identity::from_pem_file(path)
-                    .with_context(|| format!("--identity {}", path.display()))?,
-            ),
-            None => None,
-        };
+        let (transport, identity) = self.transport(command)?;
         let cwd = std::env::current_dir().context("the current directory")?;
         let task_manager = self.lookup(&cwd)?.resolve("task_manager")?;
-        let transport = AgentTransport::connect(&self.network, identity.as_ref())?;
         match &identity {
             Some(id) => eprintln!(
                 "{}: task manager {task_manager} as {} ({})",
@@ -117,6 +102,98 @@ impl NetworkArgs {
             task_manager,
         })
     }
+
+    /// An agent on the network, signing with `--identity` (returned too).
+    fn transport(
+        &self,
+        command: &str,
+    ) -> Result<(AgentTransport, Option<client::identity::PemIdentity>)> {
+        if self.is_local() {
+            bail!(
+                "`icllm {command}` talks to a replica that keeps its state between commands, and \
+                 the embedded one (`--network local`) lives only as long as one command: run \
+                 `icllm replica-chat` to deploy and chat in one go, or serve the replica \
+                 (`icllm replica serve --port 4943 --state-dir DIR`) and pass \
+                 `--network http://127.0.0.1:4943`"
+            );
+        }
+        let identity = match &self.identity {
+            Some(path) => Some(
+                client::identity::from_pem_file(path)
+                    .with_context(|| format!("--identity {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let transport = AgentTransport::connect(&self.network, identity.as_ref())?;
+        Ok((transport, identity))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct InstallTaskManagerArgs {
+    /// The task manager module (default: $CARGO_TARGET_DIR/canisters/task_manager.wasm,
+    /// as scripts/build_canisters.sh writes it).
+    #[arg(long)]
+    wasm: Option<PathBuf>,
+    /// Cycles the canister is created with; `spawn-workers` pays each
+    /// worker from them (`100T`, `500G` or a number).
+    #[arg(long, default_value = "100T", value_parser = parse_cycles)]
+    cycles: u128,
+    /// The default bucket of users: capacity in tokens (new users start
+    /// full).
+    #[arg(long, default_value_t = 10_000)]
+    user_tokens: u64,
+    /// The default bucket's refill, tokens per second.
+    #[arg(long, default_value_t = 5)]
+    refill_per_sec: u64,
+}
+
+/// `install-task-manager`: creates a canister with cycles and installs the
+/// task manager in it, the caller its controller; its id. This uses the
+/// provisional API that local replicas offer (`icllm replica serve`,
+/// `dfx start`); on mainnet deploy with `icp deploy` or `dfx deploy`.
+pub fn install_task_manager(net: &NetworkArgs, args: InstallTaskManagerArgs) -> Result<Principal> {
+    let path = args.wasm.unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+            .join("canisters/task_manager.wasm")
+    });
+    let module = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (scripts/build_canisters.sh task_manager builds it)",
+            path.display()
+        )
+    })?;
+    let (transport, identity) = net.transport("install-task-manager")?;
+    if identity.is_none() {
+        bail!(
+            "the task manager's controller would be the anonymous principal: pass --identity PEM \
+             (`icp identity export NAME > me.pem` or `dfx identity export NAME > me.pem`)"
+        );
+    }
+    let quota = Quota {
+        capacity: args.user_tokens,
+        refill_per_sec: args.refill_per_sec,
+    };
+    let init = InitArgs {
+        default_quota: Some(quota),
+        config: Some(ConfigUpdate {
+            new_user_tokens: Some(quota.capacity),
+            ..Default::default()
+        }),
+    };
+    let arg = candid::encode_one(Some(init)).context("encoding the init argument")?;
+    let id = transport
+        .create_and_install(&module, arg, args.cycles)
+        .with_context(|| {
+            format!(
+                "creating and installing the task manager on {} (a local replica's provisional \
+                 API; on mainnet use `icp deploy` or `dfx deploy`)",
+                transport.url()
+            )
+        })?;
+    println!("task manager {id}: pass --canister task_manager={id} to the other commands");
+    Ok(id)
 }
 
 impl Session {
