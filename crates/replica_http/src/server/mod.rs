@@ -48,8 +48,9 @@ pub struct ServeConfig {
     pub bind: IpAddr,
     /// The port; 0 picks any free port (see [`RunningServer::url`]).
     pub port: u16,
-    /// Where the root and node keys (and, once checkpoints exist, the
-    /// replica's state) are kept between runs. `None`: fresh keys in memory.
+    /// Where the root and node keys and the replica's checkpoints
+    /// ([`CHECKPOINT_DIR`]) are kept between runs. `None`: fresh keys in
+    /// memory, nothing kept.
     pub state_dir: Option<PathBuf>,
     /// The replica's settings. Its `root_key` is replaced by the served
     /// root key, so that `ic0.root_key_*` gives canisters the key their
