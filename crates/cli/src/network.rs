@@ -153,6 +153,12 @@ pub struct InstallTaskManagerArgs {
 /// provisional API that local replicas offer (`icllm replica serve`,
 /// `dfx start`); on mainnet deploy with `icp deploy` or `dfx deploy`.
 pub fn install_task_manager(net: &NetworkArgs, args: InstallTaskManagerArgs) -> Result<Principal> {
+    if net.identity.is_none() {
+        bail!(
+            "the task manager's controller would be the anonymous principal: pass --identity PEM \
+             (`icp identity export NAME > me.pem` or `dfx identity export NAME > me.pem`)"
+        );
+    }
     let path = args.wasm.unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| PathBuf::from("target"), PathBuf::from)
@@ -164,13 +170,7 @@ pub fn install_task_manager(net: &NetworkArgs, args: InstallTaskManagerArgs) -> 
             path.display()
         )
     })?;
-    let (transport, identity) = net.transport("install-task-manager")?;
-    if identity.is_none() {
-        bail!(
-            "the task manager's controller would be the anonymous principal: pass --identity PEM \
-             (`icp identity export NAME > me.pem` or `dfx identity export NAME > me.pem`)"
-        );
-    }
+    let (transport, _) = net.transport("install-task-manager")?;
     let quota = Quota {
         capacity: args.user_tokens,
         refill_per_sec: args.refill_per_sec,
