@@ -159,17 +159,7 @@ pub fn install_task_manager(net: &NetworkArgs, args: InstallTaskManagerArgs) -> 
              (`icp identity export NAME > me.pem` or `dfx identity export NAME > me.pem`)"
         );
     }
-    let path = args.wasm.unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| PathBuf::from("target"), PathBuf::from)
-            .join("canisters/task_manager.wasm")
-    });
-    let module = std::fs::read(&path).with_context(|| {
-        format!(
-            "reading {} (scripts/build_canisters.sh task_manager builds it)",
-            path.display()
-        )
-    })?;
+    let (_, module) = read_module(args.wasm, "task_manager")?;
     let (transport, _) = net.transport("install-task-manager")?;
     let quota = Quota {
         capacity: args.user_tokens,
@@ -324,19 +314,27 @@ pub struct UploadWorkerArgs {
     attempts: u32,
 }
 
-/// `upload-worker`: the module `spawn_workers` installs.
-pub fn upload_worker(net: &NetworkArgs, args: UploadWorkerArgs) -> Result<()> {
-    let path = args.wasm.unwrap_or_else(|| {
+/// A canister module: `wasm` when given, else
+/// `$CARGO_TARGET_DIR/canisters/<name>.wasm` as scripts/build_canisters.sh
+/// writes it; its path and bytes.
+fn read_module(wasm: Option<PathBuf>, name: &str) -> Result<(PathBuf, Vec<u8>)> {
+    let path = wasm.unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| PathBuf::from("target"), PathBuf::from)
-            .join("canisters/worker.wasm")
+            .join(format!("canisters/{name}.wasm"))
     });
     let module = std::fs::read(&path).with_context(|| {
         format!(
-            "reading {} (scripts/build_canisters.sh worker builds it)",
+            "reading {} (scripts/build_canisters.sh {name} builds it)",
             path.display()
         )
     })?;
+    Ok((path, module))
+}
+
+/// `upload-worker`: the module `spawn_workers` installs.
+pub fn upload_worker(net: &NetworkArgs, args: UploadWorkerArgs) -> Result<()> {
+    let (path, module) = read_module(args.wasm, "worker")?;
     let session = net.connect("upload-worker")?;
     let tm = session.task_manager();
     let options = UploadOptions {
