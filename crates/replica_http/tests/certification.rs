@@ -420,9 +420,12 @@ fn canister_paths_certify_module_controllers_and_public_metadata() {
 /// A unique, empty directory under the system's temporary directory.
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
-        "replica_http-{name}-{}-{:?}",
+        "replica_http-{name}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir

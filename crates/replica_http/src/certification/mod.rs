@@ -40,7 +40,7 @@
 //! # Ok::<(), CertificationError>(())
 //! ```
 
-mod cbor;
+use crate::cbor::write as cbor;
 mod keys;
 pub mod tree;
 

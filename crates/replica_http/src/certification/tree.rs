@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use super::cbor;
+use crate::cbor::write as cbor;
 
 /// A label: any blob (texts such as `time`, or principals' bytes).
 pub type Label = Vec<u8>;

@@ -11,8 +11,13 @@
 
 use std::fmt;
 
-/// The self-describing CBOR tag (`d9d9f7`) requests and responses start with.
-pub const SELF_DESCRIBE_TAG: u64 = 55799;
+use write::head;
+
+pub mod write;
+
+/// The self-describing CBOR tag (`d9d9f7`) requests, responses and
+/// certificates start with.
+pub use write::SELF_DESCRIBE_TAG;
 
 /// Nesting deeper than this is refused. An envelope is about six levels
 /// deep; the hash trees of canister signatures nest one level per fork
@@ -162,25 +167,6 @@ pub fn map<'a>(entries: impl IntoIterator<Item = (&'a str, Cbor)>) -> Cbor {
             .map(|(k, v)| (Cbor::Text(k.to_string()), v))
             .collect(),
     )
-}
-
-fn head(out: &mut Vec<u8>, major: u8, n: u64) {
-    let m = major << 5;
-    if n < 24 {
-        out.push(m | n as u8);
-    } else if n <= u8::MAX as u64 {
-        out.push(m | 24);
-        out.push(n as u8);
-    } else if n <= u16::MAX as u64 {
-        out.push(m | 25);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else if n <= u32::MAX as u64 {
-        out.push(m | 26);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
-    } else {
-        out.push(m | 27);
-        out.extend_from_slice(&n.to_be_bytes());
-    }
 }
 
 /// Decodes exactly one data item from `bytes`.

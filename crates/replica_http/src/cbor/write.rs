@@ -1,10 +1,11 @@
-//! The few CBOR items certificates are made of (RFC 8949, definite lengths
-//! only): unsigned integers, byte and text strings, arrays, maps and tags.
+//! CBOR written item by item (RFC 8949, definite lengths, shortest heads):
+//! unsigned integers, byte and text strings, array and map heads, tags.
 //!
-//! Certificates, hash trees, `controllers` and `canister_ranges` are all
-//! written with these; nothing here reads CBOR.
+//! [`Cbor::encode`](super::Cbor::encode) writes its trees with [`head`];
+//! certificates, hash trees, `controllers` and `canister_ranges` are
+//! streamed with the functions here, without building a tree first.
 
-/// The self-describe tag (`#6.55799`) that opens every certificate.
+/// The self-describe tag (`#6.55799`).
 pub const SELF_DESCRIBE_TAG: u64 = 55799;
 
 const MAJOR_UINT: u8 = 0;
@@ -16,7 +17,7 @@ const MAJOR_TAG: u8 = 6;
 
 /// Writes the head of a data item: its major type and argument, in the
 /// shortest form.
-fn head(out: &mut Vec<u8>, major: u8, n: u64) {
+pub(super) fn head(out: &mut Vec<u8>, major: u8, n: u64) {
     let m = major << 5;
     if n < 24 {
         out.push(m | n as u8);
