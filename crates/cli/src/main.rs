@@ -19,7 +19,7 @@
 //!
 //! On a network (`--network ic` or a URL, `--identity PEM`), through the
 //! deployed task manager: `upload`, `upload-worker`, `spawn-workers`,
-//! `add-worker`, `deploy`, `register`, `jobs`, and `chat`/`generate`, which
+//! `add-worker`, `deploy`, `register`, `set-quota`, `jobs`, and `chat`/`generate`, which
 //! then run in the canisters instead of this process.
 //!
 //! ```sh
@@ -96,6 +96,8 @@ enum Command {
     Deploy(network::DeployArgs),
     /// Register the caller as a user of the task manager.
     Register,
+    /// Set a user's token bucket, or the default one (controllers).
+    SetQuota(network::SetQuotaArgs),
     /// The caller's jobs, newest first.
     Jobs(network::JobsArgs),
     /// The local replica as a server: `icllm replica serve --port 4943`.
@@ -129,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::AddWorker(args) => network::add_worker(net, args),
         Command::Deploy(args) => network::deploy(net, args),
         Command::Register => network::register(net),
+        Command::SetQuota(args) => network::set_quota(net, args),
         Command::Jobs(args) => network::jobs(net, args),
         Command::Replica(args) => serve::run(args),
     }
@@ -300,6 +303,53 @@ mod tests {
         );
         assert_eq!(jobs[0].generated_tokens, 6);
         assert_eq!(jobs[0].model, "tiny-llama");
+        // set-quota: the user's own bucket, then the default one; a user
+        // cannot set quotas.
+        let user_text = user.principal.to_text();
+        icllm(
+            &admin_pem,
+            &[
+                "set-quota",
+                "--user",
+                &user_text,
+                "--capacity",
+                "40",
+                "--refill-per-sec",
+                "1",
+            ],
+        )
+        .unwrap();
+        let profile = TaskManager::new(&ut, tm_id).whoami().unwrap();
+        assert!(profile.quota_is_override);
+        assert_eq!(
+            (profile.quota.capacity, profile.quota.refill_per_sec),
+            (40, 1)
+        );
+        assert!(profile.tokens_available <= 40);
+        icllm(
+            &admin_pem,
+            &["set-quota", "--capacity", "500", "--refill-per-sec", "2"],
+        )
+        .unwrap();
+        let reply = t
+            .query(tm_id, "config", candid::encode_args(()).unwrap())
+            .unwrap();
+        let config: Result<task_manager_api::Config, task_manager_api::AdminError> =
+            candid::decode_one(&reply).unwrap();
+        let config = config.unwrap();
+        assert_eq!(
+            (
+                config.default_quota.capacity,
+                config.default_quota.refill_per_sec
+            ),
+            (500, 2)
+        );
+        let refused = icllm(
+            &user_pem,
+            &["set-quota", "--capacity", "9", "--refill-per-sec", "9"],
+        )
+        .unwrap_err();
+        assert!(format!("{refused:#}").contains("--identity"), "{refused:#}");
         let pipelines = TaskManager::new(&t, tm_id)
             .wait_deployed("tiny-llama", Duration::ZERO, Duration::ZERO)
             .unwrap();
