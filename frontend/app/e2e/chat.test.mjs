@@ -211,3 +211,13 @@ test('an empty bucket shows the rate-limit message with the retry time', async (
   assert.equal(await page.inputValue('#prompt'), message);
   await page.screenshot({ path: join(shots, '6-rate-limited.png') });
 });
+
+test('on mainnet the page offers Internet Identity, not a device key', async () => {
+  // Nothing is called before sign-in: the page only reads its configuration.
+  await page.goto(`${url}?network=ic&canister=ryjl3-tyaaa-aaaaa-aaaba-cai`);
+  await page.waitForSelector('#sign-in-ii:not([hidden])');
+  assert.equal(await page.textContent('#network'), 'mainnet · task manager ryjl3-tyaaa-aaaaa-aaaba-cai');
+  assert.equal(await page.isVisible('#sign-in-device'), false);
+  assert.equal(await page.isVisible('#signed-in'), false, 'the device key is not used on mainnet');
+  await page.screenshot({ path: join(shots, '7-mainnet-sign-in.png') });
+});
