@@ -7,6 +7,7 @@
 //   E2E_ICLLM       the icllm binary; E2E_IDENTITY the controller's PEM,
 //   E2E_TASK_MANAGER the task manager's id
 //   E2E_EXPECTED    file holding `icllm generate`'s greedy answer to E2E_MESSAGE
+//   E2E_LOCAL_BUILT 1 when the app was built with frontend/gpu/pkg, else 0
 //   E2E_MESSAGE, E2E_MAX_NEW_TOKENS, E2E_MODEL_DIR, E2E_SCREENSHOTS, CHROMIUM
 
 import { test, before, after } from 'node:test';
@@ -31,6 +32,8 @@ const expected = readFileSync(env('E2E_EXPECTED'), 'utf8');
 const modelDir = env('E2E_MODEL_DIR');
 const shots = env('E2E_SCREENSHOTS');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+// Whether frontend/gpu/pkg was there when the app was built (run.sh says).
+const localBuilt = env('E2E_LOCAL_BUILT') === '1';
 const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8'));
 const model = manifest.name;
 
@@ -148,13 +151,19 @@ test('chat through the canisters streams the greedy answer icllm gets', async ()
   await page.screenshot({ path: join(shots, '3-chat-canisters.png') });
 });
 
-test('"Run on this device" says plainly that this build has no local backend', async () => {
-  assert.equal(await page.isDisabled('#local-mode'), true);
-  assert.equal(
-    await page.textContent('#local-note'),
-    'Running on this device is not available in this build: the app was built without the local backend (frontend/gpu/pkg).',
-  );
-  await page.screenshot({ path: join(shots, '4-local-mode-unavailable.png') });
+test('"Run on this device" is offered exactly when the build has the local backend', async () => {
+  if (localBuilt) {
+    assert.equal(await page.isDisabled('#local-mode'), false);
+    assert.equal(await page.textContent('#local-note'), 'Downloads the model from the canisters and runs it here.');
+    await page.screenshot({ path: join(shots, '4-local-mode-available.png') });
+  } else {
+    assert.equal(await page.isDisabled('#local-mode'), true);
+    assert.equal(
+      await page.textContent('#local-note'),
+      'Running on this device is not available in this build: the app was built without the local backend (frontend/gpu/pkg).',
+    );
+    await page.screenshot({ path: join(shots, '4-local-mode-unavailable.png') });
+  }
 });
 
 test('stop ends a running job: its status is cancelled', async () => {

@@ -29,8 +29,11 @@ MODEL_DIR="$ROOT/models/tiny-llama/stages-1"
 MESSAGE="What is the capital of France?"
 MAX_NEW_TOKENS=24
 
-# What the tests need, built.
+# What the tests need, built. The app bundles the local backend when
+# frontend/gpu/pkg is there (the tests check the switch accordingly).
 (cd "$APP" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+LOCAL_BUILT=0
+compgen -G "$ROOT/frontend/gpu/pkg/*.js" >/dev/null && LOCAL_BUILT=1
 # ICLLM=<binary> uses that icllm instead of building one.
 if [ -z "${ICLLM:-}" ]; then
   cargo build -p cli
@@ -76,7 +79,7 @@ python3 -c 'import sys; t = open(sys.argv[1]).read(); open(sys.argv[2], "w").wri
 echo "e2e: icllm's greedy answer: $(cat "$WORK/expected.txt")"
 
 cd "$APP"
-E2E_URL="$url" E2E_ICLLM="$ICLLM" E2E_IDENTITY="$WORK/state/controller.pem" E2E_TASK_MANAGER="$tm" E2E_MESSAGE="$MESSAGE" \
+E2E_LOCAL_BUILT="$LOCAL_BUILT" E2E_URL="$url" E2E_ICLLM="$ICLLM" E2E_IDENTITY="$WORK/state/controller.pem" E2E_TASK_MANAGER="$tm" E2E_MESSAGE="$MESSAGE" \
   E2E_MAX_NEW_TOKENS="$MAX_NEW_TOKENS" E2E_EXPECTED="$WORK/expected.txt" \
   E2E_MODEL_DIR="$MODEL_DIR" E2E_SCREENSHOTS="$WORK/screenshots" CHROMIUM="$CHROMIUM" \
   node --test --test-reporter=spec e2e/chat.test.mjs
