@@ -5,9 +5,11 @@
 # the IC's HTTP interface (`icllm replica serve`, state kept in .icllm/),
 # installs the task manager, spawns a worker, uploads the model (progress
 # bar), deploys it and chats through the task manager over HTTP, streaming
-# tokens. A second run finds the canisters, the model and the deployment
-# where the first left them (the replica restores its checkpoint), and only
-# chats.
+# tokens. The built chat UI (frontend/app) is served next to the replica, on
+# the same port: the script prints its URL, and with a terminal keeps serving
+# it after the terminal chat until Ctrl-C. A second run finds the canisters,
+# the model and the deployment where the first left them (the replica
+# restores its checkpoint), and only chats.
 #
 #   scripts/main.sh                       interactive chat (or one default question without a terminal)
 #   scripts/main.sh "Tell me a joke."     one question per argument
@@ -23,6 +25,9 @@ scripts/setup.sh
 scripts/prepare_smollm2.sh
 scripts/build_canisters.sh
 cargo build --release -p cli
+# The chat UI, built into frontend/app/dist (served below).
+(cd frontend/app && npm ci --no-audit --no-fund && npm run build)
+UI=frontend/app/dist
 
 ICLLM="${CARGO_TARGET_DIR:-target}/release/icllm"
 STATE="${ICLLM_STATE_DIR:-.icllm}"
@@ -33,7 +38,7 @@ mkdir -p "$STATE"
 # The controller's key, made once.
 [ -f "$STATE/controller.pem" ] || openssl genpkey -algorithm ed25519 -out "$STATE/controller.pem"
 
-"$ICLLM" replica serve --port "$PORT" --state-dir "$STATE" >"$STATE/serve.log" 2>&1 &
+"$ICLLM" replica serve --port "$PORT" --state-dir "$STATE" --frontend "$UI" >"$STATE/serve.log" 2>&1 &
 server=$!
 # Stopping the server writes its checkpoint: wait for it.
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
@@ -53,6 +58,8 @@ if [ ! -f "$STATE/task_manager.id" ]; then
   sed -n 's/^task manager \([a-z0-9-]*\):.*/\1/p' "$STATE/install.log" >"$STATE/task_manager.id"
 fi
 net+=(--canister "task_manager=$(cat "$STATE/task_manager.id")")
+# The page finds the task manager in config.json, next to it.
+printf '{"network": "local", "taskManager": "%s"}\n' "$(cat "$STATE/task_manager.id")" >"$UI/config.json"
 if [ ! -f "$STATE/workers.done" ]; then
   "$ICLLM" "${net[@]}" upload-worker
   # A SmolLM2 worker grows a 2 GiB heap: growing it needs cycles reserved for
@@ -71,5 +78,10 @@ for message in "$@"; do args+=(--message "$message"); done
 if [ ${#args[@]} -eq 0 ] && ! [ -t 0 ]; then
   args=(--message "What is the capital of France?")
 fi
+echo "chat UI: $url/ (open it in a browser; sign in with a device key, register, chat)"
 # shellcheck disable=SC2086
 "$ICLLM" "${net[@]}" chat --model "$MODEL" --max-new-tokens 64 ${ICLLM_FLAGS:-} "${args[@]}"
+if [ -t 0 ] && [ -t 1 ]; then
+  echo "serving the chat UI at $url/ until Ctrl-C"
+  wait $server || true
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: the wasm32 target of the
 # pinned toolchain, binaryen's wasm-opt (Debian package; the worker canister
-# is optimised with it) and the Python venv used by the model scripts.
+# is optimised with it), Debian's chromium (the chat UI's end-to-end tests
+# drive it: frontend/app/e2e) and the Python venv used by the model scripts.
 # Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,10 +11,13 @@ if command -v rustup >/dev/null 2>&1; then
   # rust-toolchain.toml pins the toolchain; make sure its wasm32 target is there.
   rustup target add wasm32-unknown-unknown >/dev/null
 fi
-if ! command -v wasm-opt >/dev/null 2>&1; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo=sudo
-  $sudo apt-get install -y binaryen >/dev/null 2>&1 \
-    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y binaryen >/dev/null; }
-fi
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+# Installs Debian packages, updating the package lists first when needed.
+apt_install() {
+  $sudo apt-get install -y "$@" >/dev/null 2>&1 \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y "$@" >/dev/null; }
+}
+command -v wasm-opt >/dev/null 2>&1 || apt_install binaryen
+[ -x /usr/bin/chromium ] || apt_install chromium
 scripts/setup_venv.sh

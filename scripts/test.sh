@@ -12,6 +12,9 @@ scripts/prepare_smollm2.sh
 # generated from the checked-in .did: crates/client's end-to-end test runs it
 # against the served replica.
 (cd clients/node && npm ci --no-audit --no-fund && npm run bindings)
+# The chat UI's pinned packages (Vite, TypeScript, @icp-sdk/core and auth,
+# playwright-core); its end-to-end tests run last.
+(cd frontend/app && npm ci --no-audit --no-fund)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
@@ -24,3 +27,6 @@ cargo clippy --target wasm32-unknown-unknown --release \
 
 .venv/bin/python -m pytest -q scripts/tests
 ENGINE_REQUIRE_SMOLLM2=1 cargo test --workspace
+# The chat UI in headless Chromium against the served replica with
+# tiny-llama deployed (screenshots in target/e2e/screenshots/).
+frontend/app/e2e/run.sh

@@ -1,7 +1,8 @@
 """dfx.json and icp.yaml describe exactly the canisters that
 scripts/build_canisters.sh builds (all but the worker, which the task
 manager spawns), build each with that script by name, and read the module
-where the script leaves it. Nothing is built here."""
+where the script leaves it; and one assets canister, the chat UI built into
+frontend/app/dist. Nothing is built here."""
 import json
 import os
 import shlex
@@ -14,6 +15,9 @@ BUILD = "scripts/build_canisters.sh"
 # Spawned by the task manager from the module uploaded to it
 # (scripts/upload_worker.sh), never deployed by a tool.
 NOT_DEPLOYED = {"worker"}
+# The chat UI's assets canister and the directory Vite builds.
+ASSETS = "chat_ui"
+ASSETS_DIR = "frontend/app/dist"
 
 
 def built():
@@ -46,7 +50,15 @@ def test_the_script_refuses_an_unknown_canister():
 def test_dfx_json():
     with open(os.path.join(ROOT, "dfx.json")) as f:
         dfx = json.load(f)
-    canisters = dfx["canisters"]
+    canisters = dict(dfx["canisters"])
+    ui = canisters.pop(ASSETS)
+    assert ui["type"] == "assets"
+    assert ui["source"] == [ASSETS_DIR]
+    (build,) = ui["build"]
+    assert os.access(os.path.join(ROOT, build), os.X_OK), f"{build} is not an executable file"
+    # The build writes config.json from CANISTER_ID_TASK_MANAGER, which dfx
+    # exports only to dependents.
+    assert ui["dependencies"] == ["task_manager"]
     assert set(canisters) == set(deployable())
     for name, c in canisters.items():
         assert c["type"] == "custom"
@@ -63,6 +75,9 @@ def test_icp_yaml():
         icp = yaml.safe_load(f)
     canisters = {c["name"]: c for c in icp["canisters"]}
     assert len(canisters) == len(icp["canisters"])
+    ui = canisters.pop(ASSETS)
+    assert ui["recipe"]["type"].startswith("@dfinity/static-site@v"), ui["recipe"]["type"]
+    assert ui["recipe"]["configuration"]["dir"] == ASSETS_DIR
     assert set(canisters) == set(deployable())
     for name, c in canisters.items():
         (step,) = c["build"]["steps"]

@@ -19,7 +19,7 @@
 //!
 //! On a network (`--network ic` or a URL, `--identity PEM`), through the
 //! deployed task manager: `upload`, `upload-worker`, `spawn-workers`,
-//! `add-worker`, `deploy`, `register`, `jobs`, and `chat`/`generate`, which
+//! `add-worker`, `deploy`, `register`, `set-quota`, `jobs`, and `chat`/`generate`, which
 //! then run in the canisters instead of this process.
 //!
 //! ```sh
@@ -96,6 +96,8 @@ enum Command {
     Deploy(network::DeployArgs),
     /// Register the caller as a user of the task manager.
     Register,
+    /// Set a user's token bucket, or the default one (controllers).
+    SetQuota(network::SetQuotaArgs),
     /// The caller's jobs, newest first.
     Jobs(network::JobsArgs),
     /// The local replica as a server: `icllm replica serve --port 4943`.
@@ -129,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::AddWorker(args) => network::add_worker(net, args),
         Command::Deploy(args) => network::deploy(net, args),
         Command::Register => network::register(net),
+        Command::SetQuota(args) => network::set_quota(net, args),
         Command::Jobs(args) => network::jobs(net, args),
         Command::Replica(args) => serve::run(args),
     }

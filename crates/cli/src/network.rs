@@ -598,6 +598,69 @@ pub fn generate(net: &NetworkArgs, args: run::GenerateArgs) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
+pub struct SetQuotaArgs {
+    /// The bucket's capacity in tokens (also the largest single request:
+    /// its prompt's tokens plus `max_new_tokens`).
+    #[arg(long)]
+    capacity: u64,
+    /// Tokens added per second (0: a fixed allowance, refused with
+    /// `QuotaExhausted` once spent rather than `RateLimited`).
+    #[arg(long)]
+    refill_per_sec: u64,
+    /// The user whose quota to override; without it, the default quota of
+    /// every user without an override.
+    #[arg(long)]
+    user: Option<Principal>,
+}
+
+/// `set-quota`: a user's token bucket (`set_user_quota`) or the default
+/// one (`set_default_quota`). Buckets keep their level, capped at the new
+/// capacity.
+pub fn set_quota(net: &NetworkArgs, args: SetQuotaArgs) -> Result<()> {
+    let session = net.connect("set-quota")?;
+    let quota = Quota {
+        capacity: args.capacity,
+        refill_per_sec: args.refill_per_sec,
+    };
+    match args.user {
+        Some(user) => {
+            let arg = task_manager_api::set_user_quota::Args {
+                user,
+                quota: Some(quota),
+            };
+            admin_update(&session, "set_user_quota", &arg)?;
+            println!(
+                "{user}: a bucket of {} tokens refilling {}/s",
+                quota.capacity, quota.refill_per_sec
+            );
+        }
+        None => {
+            admin_update(&session, "set_default_quota", &quota)?;
+            println!(
+                "default quota: a bucket of {} tokens refilling {}/s",
+                quota.capacity, quota.refill_per_sec
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One controller's update that answers `variant { Ok; Err : AdminError }`.
+fn admin_update<A: candid::CandidType>(session: &Session, method: &str, arg: &A) -> Result<()> {
+    let bytes = candid::encode_one(arg).with_context(|| format!("encoding {method}'s argument"))?;
+    let reply = suite::Transport::update(&session.transport, session.task_manager, method, bytes)
+        .map_err(|source| {
+        session.explain(SuiteError::Call {
+            method: method.to_string(),
+            source,
+        })
+    })?;
+    let result: std::result::Result<(), AdminError> =
+        candid::decode_one(&reply).with_context(|| format!("{method}'s reply"))?;
+    result.map_err(|e| session.explain(SuiteError::Admin(e)))
+}
+
+#[derive(Args, Debug)]
 pub struct JobsArgs {
     /// How many jobs (newest first, at most 100).
     #[arg(long, default_value_t = 20)]

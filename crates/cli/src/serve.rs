@@ -13,6 +13,11 @@
 //! and the replica's checkpoints (`replica/`, written every 30 seconds and
 //! when the server stops), so the canisters are there again at the next
 //! start with the same directory.
+//!
+//! With `--frontend DIR`, it also serves the files of `DIR` (a built web
+//! frontend: `frontend/app/dist`) for `GET` requests outside `/api/`, on
+//! the same port: the chat UI at the printed URL, calling the replica on
+//! its own origin.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -46,6 +51,10 @@ struct ServeArgs {
     /// between runs (default: fresh keys and an empty replica each run).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// A directory of static files (the built chat UI, `frontend/app/dist`)
+    /// served for `GET` requests outside `/api/` on the same port.
+    #[arg(long, value_name = "DIR")]
+    frontend: Option<PathBuf>,
 }
 
 pub fn run(args: ReplicaArgs) -> Result<()> {
@@ -64,6 +73,7 @@ fn serve_forever(args: ServeArgs) -> Result<()> {
         port: args.port,
         state_dir: args.state_dir.clone(),
         replica,
+        frontend: args.frontend.clone(),
         ..ServeConfig::default()
     })
     .with_context(|| format!("starting the replica on {}:{}", args.bind, args.port))?;
@@ -76,6 +86,9 @@ fn serve_forever(args: ServeArgs) -> Result<()> {
     println!("root key: {root_key}");
     if let Some(dir) = &args.state_dir {
         println!("state directory: {}", dir.display());
+    }
+    if let Some(dir) = &args.frontend {
+        println!("frontend: {}/ (files of {})", server.url(), dir.display());
     }
     println!("serving until stopped (Ctrl-C)");
     // SIGINT or SIGTERM: stop, write the last checkpoint, exit.

@@ -166,6 +166,53 @@ fn the_network_commands_deploy_and_chat_over_http() {
     );
     assert_eq!(jobs[0].generated_tokens, 6);
     assert_eq!(jobs[0].model, "tiny-llama");
+    // set-quota: the user's own bucket, then the default one; a user
+    // cannot set quotas.
+    let user_text = user.principal.to_text();
+    icllm(
+        &admin_pem,
+        &[
+            "set-quota",
+            "--user",
+            &user_text,
+            "--capacity",
+            "40",
+            "--refill-per-sec",
+            "1",
+        ],
+    )
+    .unwrap();
+    let profile = TaskManager::new(&ut, tm_id).whoami().unwrap();
+    assert!(profile.quota_is_override);
+    assert_eq!(
+        (profile.quota.capacity, profile.quota.refill_per_sec),
+        (40, 1)
+    );
+    assert!(profile.tokens_available <= 40);
+    icllm(
+        &admin_pem,
+        &["set-quota", "--capacity", "500", "--refill-per-sec", "2"],
+    )
+    .unwrap();
+    let reply = t
+        .query(tm_id, "config", candid::encode_args(()).unwrap())
+        .unwrap();
+    let config: Result<task_manager_api::Config, task_manager_api::AdminError> =
+        candid::decode_one(&reply).unwrap();
+    let config = config.unwrap();
+    assert_eq!(
+        (
+            config.default_quota.capacity,
+            config.default_quota.refill_per_sec
+        ),
+        (500, 2)
+    );
+    let refused = icllm(
+        &user_pem,
+        &["set-quota", "--capacity", "9", "--refill-per-sec", "9"],
+    )
+    .unwrap_err();
+    assert!(format!("{refused:#}").contains("--identity"), "{refused:#}");
     let pipelines = TaskManager::new(&t, tm_id)
         .wait_deployed("tiny-llama", Duration::ZERO, Duration::ZERO)
         .unwrap();

@@ -10,6 +10,7 @@
 //! | `POST /api/v2/canister/<id>/read_state`, `/api/v3/…` | certificate pruned to the paths |
 //! | `POST /api/v2/subnet/<id>/read_state`, `/api/v3/…` | the same, for subnet paths |
 //! | `OPTIONS` anything | CORS preflight |
+//! | `GET` outside `/api/` | a file of the frontend directory, when one is served ([`super::static_files`]) |
 //!
 //! Refusals are plain text: 400 for bodies that are not envelopes, bad
 //! expiries, failed authentication (as the current replica answers
@@ -28,6 +29,7 @@ use super::http1::{self, Response, Service};
 use super::replica_thread::{
     now_ns, Admission, Command, IngressCall, QueryAnswer, ReadStateTarget, Rejection,
 };
+use super::static_files::StaticFiles;
 use crate::auth;
 use crate::cbor::{map, Cbor};
 use crate::certification::{canister_range, Keys, QueryOutcome};
@@ -51,6 +53,8 @@ pub(crate) struct Handler {
     pub commands: mpsc::Sender<Command>,
     pub sync_call_timeout: Duration,
     pub max_ingress_bytes: u64,
+    /// The frontend served outside `/api/` (`ServeConfig::frontend`).
+    pub frontend: Option<StaticFiles>,
 }
 
 /// An HTTP answer.
@@ -58,6 +62,8 @@ struct Reply {
     status: u16,
     body: Vec<u8>,
     content_type: &'static str,
+    /// `Cache-Control`, for the frontend's files.
+    cache_control: Option<&'static str>,
 }
 
 impl Reply {
@@ -66,6 +72,7 @@ impl Reply {
             status,
             body: message.into().into_bytes(),
             content_type: "text/plain; charset=utf-8",
+            cache_control: None,
         }
     }
 
@@ -74,6 +81,7 @@ impl Reply {
             status: 200,
             body: item.encode_self_described(),
             content_type: "application/cbor",
+            cache_control: None,
         }
     }
 
@@ -82,6 +90,7 @@ impl Reply {
             status,
             body: Vec::new(),
             content_type: "text/plain; charset=utf-8",
+            cache_control: None,
         }
     }
 }
@@ -137,7 +146,7 @@ impl Service for Handler {
 /// The answer with its content type and the CORS headers every answer
 /// carries.
 fn respond(reply: Reply, requested_headers: Option<&str>) -> Response {
-    Response {
+    let mut response = Response {
         status: reply.status,
         headers: vec![
             ("Content-Type", reply.content_type.to_string()),
@@ -153,7 +162,16 @@ fn respond(reply: Reply, requested_headers: Option<&str>) -> Response {
             ("Access-Control-Max-Age", "7200".to_string()),
         ],
         body: reply.body,
+    };
+    if let Some(cache_control) = reply.cache_control {
+        response
+            .headers
+            .push(("Cache-Control", cache_control.to_string()));
+        response
+            .headers
+            .push(("X-Content-Type-Options", "nosniff".to_string()));
     }
+    response
 }
 
 impl Handler {
@@ -162,6 +180,11 @@ impl Handler {
         let method = request.method.as_str();
         if method == "OPTIONS" {
             return Ok(Reply::empty(204));
+        }
+        if let Some(files) = &self.frontend {
+            if !path.starts_with("/api/") {
+                return self.frontend_file(files, path, method);
+            }
         }
         let endpoint =
             route(path).ok_or_else(|| Reply::text(404, format!("no endpoint at {path}")))?;
@@ -204,6 +227,25 @@ impl Handler {
                 self.read_state(ReadStateTarget::Subnet(id), body)
             }
         }
+    }
+
+    /// A file of the frontend (`GET` only).
+    fn frontend_file(&self, files: &StaticFiles, path: &str, method: &str) -> Answer {
+        if method != "GET" {
+            return Err(Reply::text(
+                405,
+                format!("{path} is a file of the frontend: it takes GET, not {method}"),
+            ));
+        }
+        let file = files
+            .get(path)
+            .map_err(|e| Reply::text(e.status(), e.to_string()))?;
+        Ok(Reply {
+            status: 200,
+            body: file.body,
+            content_type: file.content_type,
+            cache_control: Some(file.cache_control),
+        })
     }
 
     fn status(&self) -> Reply {

@@ -25,6 +25,7 @@ mod effective;
 mod handlers;
 mod http1;
 mod replica_thread;
+pub mod static_files;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -59,6 +60,10 @@ pub struct ServeConfig {
     /// How long `/api/v3|v4/canister/<id>/call` waits for the call's result
     /// before answering 202 (the client then polls `read_state`).
     pub sync_call_timeout: Duration,
+    /// A directory whose files are served for `GET` requests outside
+    /// `/api/` (a built web frontend, on the same origin as the API; see
+    /// [`static_files`]). `None`: only the API is served.
+    pub frontend: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -69,6 +74,7 @@ impl Default for ServeConfig {
             state_dir: None,
             replica: local_replica::Config::default(),
             sync_call_timeout: Duration::from_secs(10),
+            frontend: None,
         }
     }
 }
@@ -95,6 +101,12 @@ pub enum ServeError {
          directory's keys/: restore the keys it was made with, or start from an empty directory"
     )]
     KeyMismatch { dir: PathBuf },
+    #[error("cannot serve the frontend directory {path}: {source}")]
+    Frontend {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where, under the state directory, the replica's checkpoints are kept.
@@ -191,6 +203,16 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
             source,
         })?;
     }
+    let frontend =
+        match &config.frontend {
+            Some(path) => Some(static_files::StaticFiles::new(path).map_err(|source| {
+                ServeError::Frontend {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
     let keys = Arc::new(Keys::load_or_create(config.state_dir.as_deref())?);
     let root_key_der = keys.root_key_der();
     let mut replica_config = config.replica.clone();
@@ -231,6 +253,7 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
         commands: commands.clone(),
         sync_call_timeout: config.sync_call_timeout,
         max_ingress_bytes,
+        frontend,
     });
     let stop = Arc::new(AtomicBool::new(false));
     let stop_accepting = stop.clone();

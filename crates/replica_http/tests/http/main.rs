@@ -3,5 +3,6 @@
 
 mod bad_envelopes;
 mod common;
+mod frontend;
 mod official_agent;
 mod state_dir;

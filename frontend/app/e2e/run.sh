@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# End-to-end tests of the chat UI (frontend/app), as CI runs them from
+# scripts/test.sh: builds the UI, icllm (debug) and the canisters, serves
+# the local replica with the UI next to it (`icllm replica serve
+# --frontend`), deploys tiny-llama the way scripts/main.sh deploys
+# SmolLM2, asks `icllm` for the greedy answer to the test's question, runs
+# the browser tests (e2e/chat.test.mjs, headless Debian Chromium through
+# playwright-core) and stops the server.
+#
+# Screenshots of each mode: target/e2e/screenshots/. Server log and state:
+# target/e2e/. A missing Chromium is a failure, not a skip.
+# Environment: CHROMIUM (/usr/bin/chromium), ICLLM (an icllm binary to use
+# instead of building one).
+set -euo pipefail
+APP="$(cd "$(dirname "$0")/.." && pwd)"
+ROOT="$(cd "$APP/../.." && pwd)"
+cd "$ROOT"
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if ! [ -x "$CHROMIUM" ]; then
+  echo "e2e: no Chromium at $CHROMIUM (scripts/setup.sh installs Debian's chromium)" >&2
+  exit 1
+fi
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
+WORK="$ROOT/target/e2e"
+MODEL_DIR="$ROOT/models/tiny-llama/stages-1"
+MESSAGE="What is the capital of France?"
+MAX_NEW_TOKENS=24
+
+# What the tests need, built. The app bundles the local backend when
+# frontend/gpu/pkg is there (the tests check the switch accordingly).
+(cd "$APP" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
+LOCAL_BUILT=0
+compgen -G "$ROOT/frontend/gpu/pkg/*.js" >/dev/null && LOCAL_BUILT=1
+# ICLLM=<binary> uses that icllm instead of building one.
+if [ -z "${ICLLM:-}" ]; then
+  cargo build -p cli
+  ICLLM="$TARGET/debug/icllm"
+fi
+for c in task_manager worker; do
+  [ -f "$TARGET/canisters/$c.wasm" ] || scripts/build_canisters.sh task_manager worker
+done
+
+rm -rf "$WORK/state" "$WORK/screenshots"
+mkdir -p "$WORK/state"
+openssl genpkey -algorithm ed25519 -out "$WORK/state/controller.pem" 2>/dev/null
+
+"$ICLLM" replica serve --port 0 --state-dir "$WORK/state" --frontend "$APP/dist" >"$WORK/serve.log" 2>&1 &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
+url=""
+for _ in $(seq 1 600); do
+  url=$(sed -n 's/^url: //p' "$WORK/serve.log")
+  [ -n "$url" ] && break
+  kill -0 $server 2>/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "e2e: the replica did not start: see $WORK/serve.log" >&2; exit 1; }
+echo "e2e: replica and UI at $url"
+
+net=(--network "$url" --identity "$WORK/state/controller.pem")
+"$ICLLM" "${net[@]}" install-task-manager | tee "$WORK/install.log"
+tm=$(sed -n 's/^task manager \([a-z0-9-]*\):.*/\1/p' "$WORK/install.log")
+net+=(--canister "task_manager=$tm")
+printf '{"network": "local", "taskManager": "%s"}\n' "$tm" >"$APP/dist/config.json"
+"$ICLLM" "${net[@]}" upload-worker
+"$ICLLM" "${net[@]}" spawn-workers --count 1
+"$ICLLM" "${net[@]}" upload --model "$MODEL_DIR"
+"$ICLLM" "${net[@]}" deploy --model "$MODEL_DIR"
+
+# The greedy answer through the canisters, as icllm gets it (stdout is the
+# streamed text and one newline).
+"$ICLLM" "${net[@]}" generate --model "$MODEL_DIR" --chat "$MESSAGE" \
+  --max-new-tokens "$MAX_NEW_TOKENS" --temperature 0 >"$WORK/expected.raw"
+python3 -c 'import sys; t = open(sys.argv[1]).read(); open(sys.argv[2], "w").write(t[:-1] if t.endswith("\n") else t)' \
+  "$WORK/expected.raw" "$WORK/expected.txt"
+echo "e2e: icllm's greedy answer: $(cat "$WORK/expected.txt")"
+
+cd "$APP"
+E2E_LOCAL_BUILT="$LOCAL_BUILT" E2E_URL="$url" E2E_ICLLM="$ICLLM" E2E_IDENTITY="$WORK/state/controller.pem" E2E_TASK_MANAGER="$tm" E2E_MESSAGE="$MESSAGE" \
+  E2E_MAX_NEW_TOKENS="$MAX_NEW_TOKENS" E2E_EXPECTED="$WORK/expected.txt" \
+  E2E_MODEL_DIR="$MODEL_DIR" E2E_SCREENSHOTS="$WORK/screenshots" CHROMIUM="$CHROMIUM" \
+  node --test --test-reporter=spec e2e/chat.test.mjs
+echo "e2e: screenshots in target/e2e/screenshots/"
