@@ -175,8 +175,9 @@ async function main() {
       console.log(`| ${r.model} | ${r.ep} | failed: ${r.error} | | | |`);
       continue;
     }
-    const pre = (r.prefillTokens / (r.prefillMs / 1000)).toFixed(1);
-    const dec = (r.decodeTokens / (r.decodeMs / 1000)).toFixed(1);
+    const rate = (tokens, ms) => Number((tokens / (ms / 1000)).toPrecision(3));
+    const pre = rate(r.prefillTokens, r.prefillMs);
+    const dec = rate(r.decodeTokens, r.decodeMs);
     console.log(`| ${r.model} | ${r.ep}${r.ep === 'wasm' ? ` (${r.threads} threads)` : ''} | ${pre} | ${dec} | ${(r.loadMs / 1000).toFixed(1)} | ${r.agree} |`);
   }
   for (const r of results) console.log(JSON.stringify({ ...r, tokens: undefined }));
