@@ -26,7 +26,8 @@ cargo clippy --target wasm32-unknown-unknown --release \
   -p task_manager -p worker -p example_caller -p tc_counter -p tc_caller -p tc_trapper -p tc_stable -p tc_timers -- -D warnings
 
 .venv/bin/python -m pytest -q scripts/tests
-ENGINE_REQUIRE_SMOLLM2=1 cargo test --workspace
+# icp-cli (npm, clients/node) must be there for its test against the served replica.
+ICLLM_REQUIRE_ICP=1 ENGINE_REQUIRE_SMOLLM2=1 cargo test --workspace
 # The chat UI in headless Chromium against the served replica with
 # tiny-llama deployed (screenshots in target/e2e/screenshots/).
 frontend/app/e2e/run.sh

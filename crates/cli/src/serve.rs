@@ -18,6 +18,11 @@
 //! frontend: `frontend/app/dist`) for `GET` requests outside `/api/`, on
 //! the same port: the chat UI at the printed URL, calling the replica on
 //! its own origin.
+//!
+//! The cycles ledger and the cycles minting canister exist (what `icp
+//! deploy` creates canisters through): the anonymous principal starts with
+//! a large cycles balance, and `--seed-cycles PRINCIPAL=AMOUNT` raises an
+//! account to at least AMOUNT at every start.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -55,6 +60,23 @@ struct ServeArgs {
     /// served for `GET` requests outside `/api/` on the same port.
     #[arg(long, value_name = "DIR")]
     frontend: Option<PathBuf>,
+    /// Raise PRINCIPAL's cycles ledger balance to at least AMOUNT at start
+    /// (e.g. `--seed-cycles $(icp identity principal)=100T`), what `icp
+    /// deploy` pays canisters with; repeatable. The anonymous principal
+    /// always starts with a large balance, as on a local network, so `icp
+    /// cycles transfer … --identity anonymous` works too.
+    #[arg(long, value_name = "PRINCIPAL=AMOUNT", value_parser = parse_seed)]
+    seed_cycles: Vec<(candid::Principal, u128)>,
+}
+
+/// `PRINCIPAL=AMOUNT`, the amount as `--cycles` takes it (`100T`, `2_000_000`).
+fn parse_seed(text: &str) -> std::result::Result<(candid::Principal, u128), String> {
+    let (principal, amount) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected PRINCIPAL=AMOUNT, found {text:?}"))?;
+    let principal = candid::Principal::from_text(principal.trim())
+        .map_err(|e| format!("{principal:?} is not a principal: {e}"))?;
+    Ok((principal, crate::network::parse_cycles(amount.trim())?))
 }
 
 pub fn run(args: ReplicaArgs) -> Result<()> {
@@ -64,16 +86,21 @@ pub fn run(args: ReplicaArgs) -> Result<()> {
 }
 
 fn serve_forever(args: ServeArgs) -> Result<()> {
+    // The served replica's defaults: the system canisters exist.
     let replica = local_replica::Config {
         cache_dir: args.state_dir.as_ref().map(|d| d.join("compiled")),
-        ..local_replica::Config::default()
+        ..ServeConfig::default().replica
     };
+    for (owner, amount) in &args.seed_cycles {
+        println!("seeding the cycles ledger: {owner} has at least {amount} cycles");
+    }
     let server = serve(ServeConfig {
         bind: args.bind,
         port: args.port,
         state_dir: args.state_dir.clone(),
         replica,
         frontend: args.frontend.clone(),
+        seed_cycles: args.seed_cycles.clone(),
         ..ServeConfig::default()
     })
     .with_context(|| format!("starting the replica on {}:{}", args.bind, args.port))?;
@@ -106,4 +133,23 @@ fn serve_forever(args: ServeArgs) -> Result<()> {
     });
     server.join();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seed;
+
+    #[test]
+    fn seeds_parse_as_principal_and_amount() {
+        let (p, n) = parse_seed("2vxsx-fae=100T").unwrap();
+        assert_eq!(p, candid::Principal::anonymous());
+        assert_eq!(n, 100_000_000_000_000);
+        assert!(parse_seed("2vxsx-fae")
+            .unwrap_err()
+            .contains("PRINCIPAL=AMOUNT"));
+        assert!(parse_seed("nope=1T")
+            .unwrap_err()
+            .contains("not a principal"));
+        assert!(parse_seed("2vxsx-fae=lots").is_err());
+    }
 }

@@ -61,8 +61,13 @@ pub(crate) use format::*;
 #[cfg(doc)]
 use crate::LocalReplica;
 
-/// The version of the on-disk format this replica writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the on-disk format this replica writes. Version 2 is
+/// version 1's payload followed by the system canisters' state
+/// ([`StoredSystem`], `None` without them); this replica reads both.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this replica reads.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 /// Size of a page of heap or stable memory on disk (one wasm page): the
 /// unit in which changes are tracked and written.
@@ -103,7 +108,7 @@ pub enum CheckpointError {
     NoCheckpoint { dir: PathBuf },
     /// The manifest has a format version this replica does not read.
     #[error(
-        "checkpoint {path} has format version {found}; this replica reads format version {supported}"
+        "checkpoint {path} has format version {found}; this replica reads format versions {OLDEST_READABLE_VERSION} to {supported}"
     )]
     UnsupportedVersion {
         path: PathBuf,

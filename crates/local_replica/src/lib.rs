@@ -14,6 +14,8 @@
 //! - `system_api`: the `ic0` host functions and their availability rules;
 //! - `messaging`: call contexts, callbacks and messages;
 //! - [`management`]: the management canister and its candid types;
+//! - [`system`]: the cycles ledger and the cycles minting canister, run
+//!   natively when [`Config::system_canisters`] is set;
 //! - [`checkpoint`]: the state on disk ([`LocalReplica::checkpoint`],
 //!   [`LocalReplica::restore`]);
 //! - `validation`: module validation and instrumentation;
@@ -31,6 +33,7 @@ pub mod limits;
 pub mod management;
 mod messaging;
 pub mod replica;
+pub mod system;
 mod system_api;
 mod validation;
 
@@ -41,5 +44,6 @@ pub use error::{Error, ErrorCode, Reject, RejectCode};
 pub use limits::{Limits, ModuleLimits, StablePageLimit};
 pub use management::CanisterInstallMode;
 pub use replica::{canister_id, Config, ExecutionKind, ExecutionRecord, LocalReplica, LogRecord};
+pub use system::SystemCanistersConfig;
 pub use system_api::{ic0_functions, ApiType};
 pub use validation::{InvalidModule, MethodKind};

@@ -160,6 +160,35 @@ pub enum CanisterStatusType {
     Stopped,
 }
 
+/// Who may read a canister's snapshots (reported, not enforced: this
+/// replica has no snapshots).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotVisibility {
+    #[serde(rename = "controllers")]
+    Controllers,
+    #[serde(rename = "public")]
+    Public,
+    #[serde(rename = "allowed_viewers")]
+    AllowedViewers(Vec<Principal>),
+}
+
+/// Who may call `canister_status` (reported, not enforced: controllers
+/// only here).
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum StatusVisibility {
+    #[serde(rename = "controllers")]
+    Controllers,
+    #[serde(rename = "public")]
+    Public,
+    #[serde(rename = "allowed_viewers")]
+    AllowedViewers(Vec<Principal>),
+}
+
+/// The settings `canister_status` reports: every field of the current
+/// interface (`ic-management-canister-types` 0.9 to 0.11, which icp-cli
+/// 1.5 decodes with, require them all; older clients ignore the ones they
+/// do not know). `minimum_msg_cycles_available` is the same setting under
+/// the name `dfinity/ic`'s interface gives it now.
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct DefiniteCanisterSettings {
     pub controllers: Vec<Principal>,
@@ -168,9 +197,14 @@ pub struct DefiniteCanisterSettings {
     pub freezing_threshold: Nat,
     pub reserved_cycles_limit: Nat,
     pub log_visibility: LogVisibility,
+    pub log_memory_limit: Nat,
+    pub snapshot_visibility: SnapshotVisibility,
+    pub status_visibility: StatusVisibility,
     pub wasm_memory_limit: Nat,
     pub wasm_memory_threshold: Nat,
     pub environment_variables: Vec<EnvironmentVariable>,
+    pub minimum_incoming_canister_call_cycles: Nat,
+    pub minimum_msg_cycles_available: Nat,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -191,11 +225,16 @@ pub struct MemoryMetrics {
     pub canister_history_size: Nat,
     pub wasm_chunk_store_size: Nat,
     pub snapshots_size: Nat,
+    pub log_memory_store_size: Nat,
 }
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct CanisterStatusResult {
     pub status: CanisterStatusType,
+    /// Whether a stopped canister could move to another subnet (empty
+    /// queues): here, whether it is stopped.
+    pub ready_for_migration: bool,
+    pub version: u64,
     pub settings: DefiniteCanisterSettings,
     pub module_hash: Option<Vec<u8>>,
     pub memory_size: Nat,
@@ -416,7 +455,7 @@ impl LocalReplica {
         Ok(())
     }
 
-    fn new_canister(
+    pub(crate) fn new_canister(
         &mut self,
         specified: Option<Principal>,
         controllers: Vec<Principal>,
@@ -425,7 +464,7 @@ impl LocalReplica {
     ) -> Result<Principal, Reject> {
         let id = match specified {
             Some(id) => {
-                if self.canisters.contains_key(&id) {
+                if self.canisters.contains_key(&id) || self.is_system_canister(id) {
                     return Err(Reject::new(
                         ErrorCode::InvalidManagementPayload,
                         format!("Canister {id} already exists"),
@@ -436,7 +475,7 @@ impl LocalReplica {
             None => loop {
                 let id = crate::canister_id(self.next_canister_index);
                 self.next_canister_index += 1;
-                if !self.canisters.contains_key(&id) {
+                if !self.canisters.contains_key(&id) && !self.is_system_canister(id) {
                     break id;
                 }
             },
@@ -742,6 +781,8 @@ pub(crate) fn status_of(c: &Canister, fees: &crate::cycles::FeeSchedule) -> Cani
             CanisterStatus::Stopping => CanisterStatusType::Stopping,
             CanisterStatus::Stopped => CanisterStatusType::Stopped,
         },
+        ready_for_migration: c.status == CanisterStatus::Stopped,
+        version: c.version,
         settings: DefiniteCanisterSettings {
             controllers: c.controllers.clone(),
             compute_allocation: Nat::from(0u32),
@@ -749,6 +790,10 @@ pub(crate) fn status_of(c: &Canister, fees: &crate::cycles::FeeSchedule) -> Cani
             freezing_threshold: Nat::from(c.freezing_threshold),
             reserved_cycles_limit: Nat::from(5_000_000_000_000u64),
             log_visibility: LogVisibility::Controllers,
+            // The IC's default canister log size.
+            log_memory_limit: Nat::from(4096u32),
+            snapshot_visibility: SnapshotVisibility::Controllers,
+            status_visibility: StatusVisibility::Controllers,
             wasm_memory_limit: Nat::from(c.wasm_memory_limit),
             wasm_memory_threshold: Nat::from(0u32),
             environment_variables: c
@@ -759,6 +804,8 @@ pub(crate) fn status_of(c: &Canister, fees: &crate::cycles::FeeSchedule) -> Cani
                     value: value.clone(),
                 })
                 .collect(),
+            minimum_incoming_canister_call_cycles: Nat::from(0u32),
+            minimum_msg_cycles_available: Nat::from(0u32),
         },
         module_hash: c.module_hash().map(|h| h.to_vec()),
         memory_size: Nat::from(c.memory_size()),
@@ -782,6 +829,7 @@ pub(crate) fn status_of(c: &Canister, fees: &crate::cycles::FeeSchedule) -> Cani
                 c.chunks.values().map(|v| v.len() as u64).sum::<u64>(),
             ),
             snapshots_size: Nat::from(0u32),
+            log_memory_store_size: Nat::from(0u32),
         },
     }
 }

@@ -37,6 +37,7 @@ use crate::error::{Error, ErrorCode, Reject, RejectCode};
 use crate::limits::Limits;
 use crate::management::{self, CanisterInstallMode, CanisterStatusResult, Outcome};
 use crate::messaging::{CallContext, Callback, IngressStatus, Message, Origin, Response};
+use crate::system::{SystemCanistersConfig, SystemState};
 use crate::system_api::{self, ApiType, HostState, MessageState, PendingCall};
 use crate::validation::{instrument, validate, MethodKind};
 
@@ -64,6 +65,10 @@ pub struct Config {
     /// DER-wrapped BLS key certificates verify with). `None`: a key shaped
     /// like the IC's, derived from `seed`, that certifies nothing.
     pub root_key: Option<Vec<u8>>,
+    /// The cycles ledger and the cycles minting canister, run natively at
+    /// their mainnet ids (what icp-cli needs to create canisters; see
+    /// [`crate::system`]). `None` (the default): neither exists.
+    pub system_canisters: Option<SystemCanistersConfig>,
 }
 
 impl Default for Config {
@@ -77,6 +82,7 @@ impl Default for Config {
             cache_dir: None,
             fees: FeeSchedule::default(),
             root_key: None,
+            system_canisters: None,
         }
     }
 }
@@ -246,6 +252,8 @@ pub struct LocalReplica {
     compiled: BTreeSet<[u8; 32]>,
     /// What the last checkpoint wrote (for incremental checkpoints).
     checkpoints: persist::Tracker,
+    /// The system canisters' state, when they exist.
+    pub(crate) system: Option<SystemState>,
 }
 
 impl LocalReplica {
@@ -288,6 +296,18 @@ impl LocalReplica {
             last_storage_charge: config.start_time_ns,
             compiled: BTreeSet::new(),
             checkpoints: persist::Tracker::default(),
+            system: config.system_canisters.map(|c| {
+                let mut state = SystemState::default();
+                if c.anonymous_cycles > 0 {
+                    state.ledger.mint(
+                        crate::system::cycles_ledger::AccountKey::default_of(
+                            Principal::anonymous(),
+                        ),
+                        c.anonymous_cycles,
+                    );
+                }
+                state
+            }),
         })
     }
 
@@ -811,6 +831,19 @@ impl LocalReplica {
     ) {
         if receiver == Principal::management_canister() {
             match self.management(sender, &method, &arg, cycles, &origin) {
+                Outcome::Done { result, consumed } => {
+                    let response = match result {
+                        Ok(bytes) => Response::Reply(bytes),
+                        Err(r) => Response::Reject(r),
+                    };
+                    self.respond(origin, response, cycles - consumed);
+                }
+                Outcome::Deferred => {}
+            }
+            return;
+        }
+        if self.is_system_canister(receiver) {
+            match self.system_call(sender, receiver, &method, &arg, cycles, &origin) {
                 Outcome::Done { result, consumed } => {
                     let response = match result {
                         Ok(bytes) => Response::Reply(bytes),
@@ -1568,6 +1601,8 @@ impl LocalReplica {
                     format!("ic00 method {method} cannot be called with an ingress message"),
                 )));
             }
+        } else if self.is_system_canister(canister) {
+            self.system_method(canister, method, false)?;
         } else {
             self.method_kind(canister, method, false)?;
             self.inspect(canister, sender, method, &arg)?;
@@ -1750,6 +1785,12 @@ impl LocalReplica {
                 ErrorCode::CanisterMethodNotFound,
                 format!("the management canister has no query method '{method}'"),
             ));
+        }
+        if self.is_system_canister(canister) {
+            return match self.system_query(canister, method, &arg) {
+                Ok(bytes) => Response::Reply(bytes),
+                Err(r) => Response::Reject(r),
+            };
         }
         let kind = match self.method_kind(canister, method, true) {
             Ok(k) => k,

@@ -1,4 +1,5 @@
-//! The stored types of a checkpoint manifest (format version 1).
+//! The stored types of a checkpoint manifest (format version 2: version
+//! 1's [`Manifest`] followed by an `Option<`[`StoredSystem`]`>`).
 //!
 //! These are not the replica's live types: the live ones may change
 //! without breaking what is on disk; a change here is a new
@@ -54,6 +55,21 @@ pub(crate) struct StoredReplica {
     /// Modules compiled by this replica (their later installs count a
     /// reduced compilation cost).
     pub compiled: Vec<Hash>,
+}
+
+/// The system canisters' state (format version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredSystem {
+    pub ledger: StoredLedger,
+}
+
+/// The cycles ledger: balances by owner and subaccount, the block count
+/// and the total supply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredLedger {
+    pub balances: Vec<(Principal, Hash, u128)>,
+    pub blocks: u64,
+    pub total_supply: u128,
 }
 
 /// A heap or stable memory: its length and the blob of its page table.

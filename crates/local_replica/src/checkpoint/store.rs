@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{CheckpointError, Hash, FORMAT_VERSION};
+use super::{CheckpointError, Hash, FORMAT_VERSION, OLDEST_READABLE_VERSION};
 
 /// The first bytes of a manifest.
 pub(crate) const MAGIC: &[u8; 8] = b"LRCKPT\r\n";
@@ -265,9 +265,9 @@ impl Dir {
         Ok(bytes.len() as u64)
     }
 
-    /// The payload of the manifest at `path`, after checking its magic,
-    /// format version, length and checksum.
-    pub fn read_manifest(&self, path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    /// The format version and payload of the manifest at `path`, after
+    /// checking its magic, format version, length and checksum.
+    pub fn read_manifest(&self, path: &Path) -> Result<(u32, Vec<u8>), CheckpointError> {
         let bytes = std::fs::read(path).map_err(io("reading", path))?;
         if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
             return Err(corrupt(
@@ -278,7 +278,7 @@ impl Dir {
         let mut version = [0u8; 4];
         version.copy_from_slice(&bytes[MAGIC.len()..MAGIC.len() + 4]);
         let version = u32::from_le_bytes(version);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(CheckpointError::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -305,7 +305,7 @@ impl Dir {
         if sha256(body) != digest {
             return Err(corrupt(path, "the checksum does not match the contents"));
         }
-        Ok(body[HEADER..].to_vec())
+        Ok((version, body[HEADER..].to_vec()))
     }
 
     /// Deletes manifest `seq`.
@@ -344,7 +344,10 @@ mod tests {
         let dir = Dir::create(&root).unwrap();
         dir.write_manifest(3, b"payload").unwrap();
         let path = dir.manifests().unwrap()[0].1.clone();
-        assert_eq!(dir.read_manifest(&path).unwrap(), b"payload");
+        assert_eq!(
+            dir.read_manifest(&path).unwrap(),
+            (FORMAT_VERSION, b"payload".to_vec())
+        );
         let mut bytes = std::fs::read(&path).unwrap();
         let n = bytes.len();
         bytes[n - 40] ^= 1;

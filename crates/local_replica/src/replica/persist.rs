@@ -21,11 +21,14 @@ use crate::canister::{Canister, CanisterStatus, Wasm};
 use crate::checkpoint::store::{sha256, Dir};
 use crate::checkpoint::{
     cpu_threads, par_map, CheckpointError, CheckpointStats, DirtyPages, Hash, Manifest,
-    StoredCallContext, StoredCallback, StoredCanister, StoredCode, StoredMemory, StoredMessage,
-    StoredOrigin, StoredReject, StoredReplica, StoredResponse, StoredVal, IO_THREADS, PAGE_BYTES,
+    StoredCallContext, StoredCallback, StoredCanister, StoredCode, StoredLedger, StoredMemory,
+    StoredMessage, StoredOrigin, StoredReject, StoredReplica, StoredResponse, StoredSystem,
+    StoredVal, IO_THREADS, PAGE_BYTES,
 };
 use crate::error::{Error, ErrorCode, Reject};
 use crate::messaging::{CallContext, Callback, IngressStatus, Message, Origin, Response};
+use crate::system::cycles_ledger::{AccountKey, Ledger};
+use crate::system::SystemState;
 use crate::system_api::{ApiType, StableMemory};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,9 +111,16 @@ impl LocalReplica {
             }
             .into());
         };
-        let payload = dir.read_manifest(path)?;
-        let manifest: Manifest = postcard::from_bytes(&payload)
+        let (version, payload) = dir.read_manifest(path)?;
+        let (manifest, rest): (Manifest, &[u8]) = postcard::take_from_bytes(&payload)
             .map_err(|e| corrupt(path, format!("decoding the manifest: {e}")))?;
+        // Version 2 adds the system canisters after version 1's manifest.
+        let system: Option<StoredSystem> = if version >= 2 {
+            postcard::from_bytes(rest)
+                .map_err(|e| corrupt(path, format!("decoding the system canisters: {e}")))?
+        } else {
+            None
+        };
         if manifest.seq != *seq {
             return Err(corrupt(
                 path,
@@ -120,6 +130,11 @@ impl LocalReplica {
         }
         let mut ic = LocalReplica::with_config(config)?;
         ic.restore_from(&dir, manifest, path)?;
+        // The checkpoint's system canisters win over the config's (a
+        // checkpoint without them keeps what the config made).
+        if let Some(stored) = system {
+            ic.system = Some(live_system(stored));
+        }
         Ok(ic)
     }
 
@@ -247,8 +262,12 @@ impl LocalReplica {
             .map(|(v, (h, _))| (v.key, (v.bytes.len(), *h)))
             .collect();
         let manifest = self.manifest(seq, &table_hashes)?;
-        let payload =
+        let mut payload =
             postcard::to_allocvec(&manifest).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+        let system = self.system.as_ref().map(stored_system);
+        payload.extend(
+            postcard::to_allocvec(&system).map_err(|e| CheckpointError::Encode(e.to_string()))?,
+        );
         stats.bytes_written += dir.write_manifest(seq, &payload)?;
 
         // What the manifest names; everything else goes.
@@ -690,6 +709,36 @@ fn live_val(v: StoredVal) -> Val {
         StoredVal::F32(bits) => Val::F32(bits),
         StoredVal::F64(bits) => Val::F64(bits),
         StoredVal::V128(x) => Val::V128(V128::from(x)),
+    }
+}
+
+fn stored_system(s: &SystemState) -> StoredSystem {
+    StoredSystem {
+        ledger: StoredLedger {
+            balances: s
+                .ledger
+                .balances
+                .iter()
+                .map(|(k, b)| (k.owner, k.subaccount, *b))
+                .collect(),
+            blocks: s.ledger.blocks,
+            total_supply: s.ledger.total_supply,
+        },
+    }
+}
+
+fn live_system(s: StoredSystem) -> SystemState {
+    SystemState {
+        ledger: Ledger {
+            balances: s
+                .ledger
+                .balances
+                .into_iter()
+                .map(|(owner, subaccount, b)| (AccountKey { owner, subaccount }, b))
+                .collect(),
+            blocks: s.ledger.blocks,
+            total_supply: s.ledger.total_supply,
+        },
     }
 }
 

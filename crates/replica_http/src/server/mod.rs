@@ -55,8 +55,12 @@ pub struct ServeConfig {
     pub state_dir: Option<PathBuf>,
     /// The replica's settings. Its `root_key` is replaced by the served
     /// root key, so that `ic0.root_key_*` gives canisters the key their
-    /// certificates verify with.
+    /// certificates verify with. By default the system canisters (the
+    /// cycles ledger and the CMC, which `icp deploy` needs) exist.
     pub replica: local_replica::Config,
+    /// Cycles ledger balances raised to at least these amounts at start
+    /// (fresh or restored; see [`LocalReplica::seed_cycles`]).
+    pub seed_cycles: Vec<(candid::Principal, u128)>,
     /// How long `/api/v3|v4/canister/<id>/call` waits for the call's result
     /// before answering 202 (the client then polls `read_state`).
     pub sync_call_timeout: Duration,
@@ -72,7 +76,11 @@ impl Default for ServeConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             state_dir: None,
-            replica: local_replica::Config::default(),
+            replica: local_replica::Config {
+                system_canisters: Some(local_replica::SystemCanistersConfig::default()),
+                ..local_replica::Config::default()
+            },
+            seed_cycles: Vec::new(),
             sync_call_timeout: Duration::from_secs(10),
             frontend: None,
         }
@@ -221,7 +229,7 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
     // A state directory that holds a checkpoint is where the last run
     // stopped: its canisters, messages in flight and time come back.
     let checkpoint_dir = config.state_dir.as_ref().map(|d| d.join(CHECKPOINT_DIR));
-    let replica = match &checkpoint_dir {
+    let mut replica = match &checkpoint_dir {
         Some(dir) if has_checkpoint(dir) => {
             let replica = LocalReplica::restore(dir, replica_config)?;
             if replica.root_key() != root_key_der.as_slice() {
@@ -231,6 +239,9 @@ pub fn serve(config: ServeConfig) -> Result<RunningServer, ServeError> {
         }
         _ => LocalReplica::with_config(replica_config)?,
     };
+    for (owner, amount) in &config.seed_cycles {
+        replica.seed_cycles(*owner, *amount);
+    }
 
     let addr = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(addr).map_err(|e| ServeError::Bind {
