@@ -16,4 +16,13 @@ if ! command -v wasm-opt >/dev/null 2>&1; then
   $sudo apt-get install -y binaryen >/dev/null 2>&1 \
     || { $sudo apt-get update >/dev/null && $sudo apt-get install -y binaryen >/dev/null; }
 fi
+# Vulkan for frontend/gpu's tests: Mesa's lavapipe runs the WGSL compute
+# shaders on the CPU.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 \
+  || ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get install -y mesa-vulkan-drivers libvulkan1 >/dev/null 2>&1 \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y mesa-vulkan-drivers libvulkan1 >/dev/null; }
+fi
 scripts/setup_venv.sh
