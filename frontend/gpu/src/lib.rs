@@ -6,8 +6,8 @@
 //! * [`ops`] — one struct per op, each with its shader under `shaders/`:
 //!   embedding gather, RMSNorm, linear, RoPE, KV-cache append, grouped-query
 //!   attention, SwiGLU, residual add, tied LM head.
-//! * [`weights`] — the f32 tensors the model uploads; natively read from a
-//!   model directory's ONNX stage files ([`ModelWeights::from_model_dir`]).
+//! * [`weights`] — the f32 tensors the model uploads, gathered from a
+//!   model's ONNX stage files with `engine::llama::StageWeights`.
 //! * [`model`] — [`GpuModel`]: prefill and decode steps over a KV cache
 //!   kept on the GPU.
 //! * [`mod@generate`] — text generation with the engine's token loop and
@@ -26,8 +26,6 @@ pub mod context;
 pub mod error;
 pub mod generate;
 pub mod model;
-#[cfg(not(target_arch = "wasm32"))]
-mod onnx_weights;
 pub mod ops;
 pub mod weights;
 

@@ -1,8 +1,11 @@
 //! The weights the GPU model uploads: f32 tensors of a llama decoder in the
 //! layout of the ONNX stages (projections `[in, out]`, the embedding table
-//! `[vocab, hidden]`, tied to the LM head).
+//! `[vocab, hidden]`, tied to the LM head), gathered from every stage of a
+//! model with the engine's [`StageWeights`] (the stage files and manifest
+//! the canisters load).
 
-use engine::ModelConfig;
+use engine::llama::{LmHead, StageWeights};
+use engine::{Manifest, ModelConfig};
 
 use crate::error::{GpuError, Result};
 
@@ -63,6 +66,17 @@ impl ModelWeights {
                 c.head_dim
             ));
         }
+        // The linear and LM-head kernels read rows as vec4s.
+        for (name, width) in [
+            ("hidden_size", hidden),
+            ("attention width", q_width),
+            ("kv width", kv_width),
+            ("intermediate_size", inter),
+        ] {
+            if !width.is_multiple_of(4) {
+                return bad(format!("{name} {width} is not a multiple of 4"));
+            }
+        }
         if !c.tie_word_embeddings {
             return bad(
                 "the LM head is not tied to the embeddings; only tied heads are supported".into(),
@@ -100,5 +114,81 @@ impl ModelWeights {
             check(&n("down"), l.down.len(), inter * hidden)?;
         }
         Ok(())
+    }
+}
+
+impl ModelWeights {
+    /// The weights in `stage_files` (every stage of `manifest`, in order).
+    pub fn from_stage_files<B: AsRef<[u8]>>(
+        manifest: &Manifest,
+        stage_files: &[B],
+    ) -> Result<Self> {
+        if stage_files.len() != manifest.stages.len() || stage_files.is_empty() {
+            return Err(GpuError::Weights(format!(
+                "{} stage files for {} stages",
+                stage_files.len(),
+                manifest.stages.len()
+            )));
+        }
+        let config = manifest.config.clone();
+        let mut embed = None;
+        let mut norm = None;
+        let mut inv_freq = None;
+        let mut tied = false;
+        let mut layers = Vec::with_capacity(config.num_layers);
+        for (meta, bytes) in manifest.stages.iter().zip(stage_files) {
+            let stage = StageWeights::from_onnx(bytes.as_ref(), &config, meta)?;
+            if stage.layer_start != layers.len() {
+                return Err(GpuError::Weights(format!(
+                    "stage {} starts at layer {}, after {} layers",
+                    meta.index,
+                    stage.layer_start,
+                    layers.len()
+                )));
+            }
+            embed = embed.or(stage.embed_tokens.map(|t| t.data));
+            norm = norm.or(stage.norm.map(|t| t.data));
+            inv_freq = inv_freq.or(Some(stage.rope_inv_freq.data));
+            match stage.lm_head {
+                Some(LmHead::Tied) => tied = true,
+                Some(LmHead::Separate(_)) => {
+                    return Err(GpuError::Weights(
+                        "the LM head is not tied to the embeddings; only tied heads are supported"
+                            .into(),
+                    ))
+                }
+                None => {}
+            }
+            layers.extend(stage.layers.into_iter().map(|l| LayerWeights {
+                input_norm: l.input_layernorm.data,
+                q: l.q_proj.data,
+                k: l.k_proj.data,
+                v: l.v_proj.data,
+                o: l.o_proj.data,
+                post_norm: l.post_attention_layernorm.data,
+                gate: l.gate_proj.data,
+                up: l.up_proj.data,
+                down: l.down_proj.data,
+            }));
+        }
+        let missing = |what: &str| GpuError::Weights(format!("no stage holds {what}"));
+        if !tied {
+            return Err(missing("the LM head"));
+        }
+        let weights = ModelWeights {
+            embed: embed.ok_or_else(|| missing("the token embedding"))?,
+            norm: norm.ok_or_else(|| missing("the final norm"))?,
+            inv_freq: inv_freq.ok_or_else(|| missing("the rotary frequencies"))?,
+            layers,
+            config,
+        };
+        weights.validate()?;
+        Ok(weights)
+    }
+
+    /// The weights of a model read with [`engine::ModelDir::read`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_model_dir(dir: &engine::ModelDir) -> Result<Self> {
+        Self::from_stage_files(&dir.manifest, &dir.stage_files)
     }
 }

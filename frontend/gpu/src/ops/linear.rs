@@ -6,8 +6,9 @@ use bytemuck::{Pod, Zeroable};
 use crate::context::{check_len, ensure, groups_for, Gpu, Kernel, WORKGROUP};
 use crate::error::Result;
 
-/// Rows one invocation computes (`ROWS` in the shader).
+/// Rows and columns one invocation computes.
 const ROWS_PER_THREAD: u32 = 4;
+const COLS_PER_THREAD: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -18,7 +19,8 @@ struct Params {
     _pad: u32,
 }
 
-/// `y[rows, n] = x[rows, k] * w[k, n]`, the weight stored `[in, out]`.
+/// `y[rows, n] = x[rows, k] * w[k, n]`, the weight stored `[in, out]`;
+/// `n` must be a multiple of 4 (every llama projection's is).
 #[derive(Debug)]
 pub struct Linear {
     kernel: Kernel,
@@ -44,7 +46,9 @@ impl Linear {
         y: &wgpu::Buffer,
     ) -> Result<()> {
         let op = self.kernel.name;
-        ensure(k > 0 && n > 0, op, || format!("weight [{k}, {n}]"))?;
+        ensure(k > 0 && n > 0 && n.is_multiple_of(4), op, || {
+            format!("weight [{k}, {n}]: the output width must be a positive multiple of 4")
+        })?;
         check_len(op, "x", x, rows * k)?;
         check_len(op, "w", w, k * n)?;
         check_len(op, "y", y, rows * n)?;
@@ -60,7 +64,7 @@ impl Linear {
             &params,
             &[x, w, y],
             [
-                groups_for(n, WORKGROUP),
+                groups_for(n / COLS_PER_THREAD as usize, WORKGROUP),
                 groups_for(rows, ROWS_PER_THREAD),
                 1,
             ],

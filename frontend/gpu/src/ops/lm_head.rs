@@ -15,7 +15,8 @@ struct Params {
     vocab: u32,
 }
 
-/// `logits[r] = embed * x[first_row + r]` for `rows` rows.
+/// `logits[r] = embed * x[first_row + r]` for `rows` rows; `hidden` must
+/// be a multiple of 4.
 #[derive(Debug)]
 pub struct LmHead {
     kernel: Kernel,
@@ -42,7 +43,11 @@ impl LmHead {
         logits: &wgpu::Buffer,
     ) -> Result<()> {
         let op = self.kernel.name;
-        ensure(hidden > 0 && vocab > 0, op, || "empty table".into())?;
+        ensure(
+            hidden > 0 && vocab > 0 && hidden.is_multiple_of(4),
+            op,
+            || format!("table [{vocab}, {hidden}]: hidden must be a positive multiple of 4"),
+        )?;
         check_len(op, "x", x, (first_row + rows) * hidden)?;
         check_len(op, "embed", embed, vocab * hidden)?;
         check_len(op, "logits", logits, rows * vocab)?;

@@ -113,12 +113,15 @@ fn matmul_ref(x: &[f32], w: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32>
 fn linear_matches_reference() {
     let g = gpu();
     let op = Linear::new(g);
+    // Output widths are multiples of 4 (the kernel reads vec4s; see
+    // below), their quarters not multiples of the workgroup.
     for (rows, k, n) in [
         (1, 64, 64),
-        (3, 37, 29),
-        (5, 130, 67),
-        (9, 17, 130),
-        (4, 1, 1),
+        (3, 37, 28),
+        (5, 130, 68),
+        (9, 17, 260),
+        (4, 1, 4),
+        (2, 576, 1536),
     ] {
         let x = data(4, rows * k);
         let w = data(5, k * n);
@@ -139,26 +142,28 @@ fn linear_matches_reference() {
 }
 
 #[test]
-fn linear_refuses_a_short_buffer() {
+fn linear_refuses_a_short_buffer_and_a_ragged_width() {
     let g = gpu();
     let op = Linear::new(g);
-    let xb = g.storage("x", 10).unwrap();
-    let wb = g.storage("w", 10 * 3).unwrap();
-    let yb = g.storage("y", 5).unwrap();
+    let xb = g.storage("x", 2 * 5).unwrap();
+    let wb = g.storage("w", 5 * 4).unwrap();
+    let yb = g.storage("y", 7).unwrap();
     let mut e = g.encoder("test");
-    let err = op.encode(g, &mut e, 2, 5, 3, &xb, &wb, &yb).unwrap_err();
+    let err = op.encode(g, &mut e, 2, 5, 4, &xb, &wb, &yb).unwrap_err();
     assert!(
         matches!(
             err,
             GpuError::BufferTooSmall {
                 buffer: "y",
-                have: 5,
-                need: 6,
+                have: 7,
+                need: 8,
                 ..
             }
         ),
         "{err}"
     );
+    let err = op.encode(g, &mut e, 1, 5, 3, &xb, &wb, &yb).unwrap_err();
+    assert!(matches!(err, GpuError::Shape { op: "linear", .. }), "{err}");
 }
 
 #[test]
@@ -167,9 +172,9 @@ fn lm_head_matches_reference() {
     let op = LmHead::new(g);
     for (total_rows, first, rows, hidden, vocab) in [
         (1, 0, 1, 64, 512),
-        (5, 4, 1, 37, 101),
-        (6, 1, 4, 19, 65),
-        (3, 0, 3, 130, 7),
+        (5, 4, 1, 36, 101),
+        (6, 1, 4, 20, 65),
+        (3, 0, 3, 132, 7),
     ] {
         let x = data(6, total_rows * hidden);
         let embed = data(7, vocab * hidden);
