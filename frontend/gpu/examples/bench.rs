@@ -2,8 +2,11 @@
 //! adapter (lavapipe where there is no GPU), one run per model.
 //!
 //! ```text
-//! cargo run --release -p gpu --example bench [MODEL_DIR ...]
+//! cargo run -p gpu --example bench [MODEL_DIR ...]
 //! ```
+//!
+//! (The dev profile already optimises dependencies, and the work runs in
+//! the Vulkan driver.)
 //!
 //! Without arguments: the committed tiny-llama and, when it has been
 //! prepared, SmolLM2-135M (`models/smollm2-135m-instruct/stages-1`).
