@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine: the wasm32 target of the
 # pinned toolchain, binaryen's wasm-opt (Debian package; the worker canister
-# is optimised with it), Debian's chromium (the chat UI's end-to-end tests
+# is optimised with it), Mesa's Vulkan drivers (lavapipe: frontend/gpu's
+# tests), Debian's chromium (the chat UI's end-to-end tests
 # drive it: frontend/app/e2e) and the Python venv used by the model scripts.
 # Idempotent.
 set -euo pipefail
@@ -20,4 +21,10 @@ apt_install() {
 }
 command -v wasm-opt >/dev/null 2>&1 || apt_install binaryen
 [ -x /usr/bin/chromium ] || apt_install chromium
+# Vulkan for frontend/gpu's tests: Mesa's lavapipe runs the WGSL compute
+# shaders on the CPU.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 \
+  || ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+  apt_install mesa-vulkan-drivers libvulkan1
+fi
 scripts/setup_venv.sh

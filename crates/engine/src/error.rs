@@ -115,6 +115,10 @@ pub enum Error {
     #[error("invalid sampling parameters: {0}")]
     InvalidParams(String),
 
+    /// The weights of a stage could not be read for the engine's own forward pass.
+    #[error("stage weights: {0}")]
+    Weights(#[from] crate::llama::WeightsError),
+
     /// `step` was called on a generation that already finished.
     #[error("generation already finished")]
     Finished,

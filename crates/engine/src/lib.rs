@@ -13,6 +13,7 @@
 //! * [`tokenizer`] — encoding, chat template, streaming decode.
 //! * [`sampling`] — greedy / temperature / top-k / top-p / repetition
 //!   penalty, deterministic on every target.
+//! * [`llama`] — the project's own llama forward pass: typed weights.
 //! * [`mod@generate`] — one token per call, or a whole generation.
 //!
 //! ```no_run
@@ -40,6 +41,7 @@
 
 pub mod error;
 pub mod generate;
+pub mod llama;
 pub mod manifest;
 pub mod pipeline;
 pub mod sampling;
