@@ -231,6 +231,9 @@ fn smollm2_present() -> bool {
     false
 }
 
+/// SmolLM2 on wasm32 is slow under wasmtime with fuel (tens of billions
+/// of instructions per call, most of them the model load and the prefill),
+/// so the prompt is the short plain fixture prompt, not the chat one.
 #[test]
 fn smollm2_answers_and_samples_the_same_on_wasm32_and_native() {
     if !smollm2_present() {
@@ -238,8 +241,13 @@ fn smollm2_answers_and_samples_the_same_on_wasm32_and_native() {
     }
     let model = "smollm2-135m-instruct/stages-1";
     let mut probe = Probe::new();
+    let plain = |params| Request {
+        prompt: "The capital of France is".into(),
+        messages: vec![],
+        params,
+    };
 
-    let framed = frames(model, &chat_request(SamplingParams::greedy(12)));
+    let framed = frames(model, &plain(SamplingParams::greedy(3)));
     let native = run(&framed);
     let (wasm, fuel) = probe.call(&framed);
     assert_eq!(wasm, native);
@@ -252,7 +260,13 @@ fn smollm2_answers_and_samples_the_same_on_wasm32_and_native() {
         tokens.len()
     );
 
-    let framed = frames(model, &chat_request(sampled(7)));
+    let framed = frames(
+        model,
+        &plain(SamplingParams {
+            max_new_tokens: 8,
+            ..sampled(7)
+        }),
+    );
     let native = run(&framed);
     let (wasm, _) = probe.call(&framed);
     assert_eq!(

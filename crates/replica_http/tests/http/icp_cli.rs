@@ -6,9 +6,12 @@
 //! it.
 //!
 //! The project is the repository's `icp.yaml` in a temporary directory with
-//! three mechanical changes: the network's URL is this server's (it listens
-//! on a free port, not 4943), and the build commands' relative paths
-//! (`scripts/…`, `target/…`) point into the repository. Without the `icp`
+//! mechanical changes: the network's URL is this server's (it listens on a
+//! free port, not 4943), the build commands' relative paths (`scripts/…`,
+//! `target/…`) point into the repository, and canisters built from a recipe
+//! (the chat UI's assets canister) are left out: icp-cli fetches recipes
+//! from their registry on GitHub when it loads the project, which this
+//! machine cannot reach. Without the `icp`
 //! binary the test says so and passes, unless `ICLLM_REQUIRE_ICP=1`
 //! (scripts/test.sh sets it), where it fails.
 
@@ -92,7 +95,41 @@ fn project_manifest(url: &str) -> String {
         );
         manifest = manifest.replace(&from, &to);
     }
-    manifest
+    without_recipe_canisters(&manifest)
+}
+
+/// `manifest` without the items of its `canisters:` list that use a
+/// `recipe:` (items start at `  - name:` and run to the next item or the
+/// next top-level key).
+fn without_recipe_canisters(manifest: &str) -> String {
+    let mut out = Vec::new();
+    let mut item: Vec<&str> = Vec::new();
+    let flush = |item: &mut Vec<&str>, out: &mut Vec<String>| {
+        if !item.iter().any(|l| l.trim_start().starts_with("recipe:")) {
+            out.extend(item.iter().map(|l| l.to_string()));
+        }
+        item.clear();
+    };
+    let mut in_item = false;
+    for line in manifest.lines() {
+        let top_level = !line.is_empty() && !line.starts_with(' ') && !line.starts_with('#');
+        if line.starts_with("  - name:") {
+            flush(&mut item, &mut out);
+            in_item = true;
+        } else if top_level {
+            flush(&mut item, &mut out);
+            in_item = false;
+        }
+        if in_item {
+            item.push(line);
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    flush(&mut item, &mut out);
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
 }
 
 /// The number in `icp cycles balance`'s output (`Balance: 50_000_000_000_000
