@@ -671,3 +671,56 @@ fn q8_file_round_trips_and_rejects_damage() {
         Err(Error::Weights(WeightsError::Shape { .. }))
     ));
 }
+
+// ---------------------------------------------------------------- q8 model directories
+
+/// A fresh directory under the system's temporary directory.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("engine-llama-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn quantized_model_dir_runs_through_the_pipeline_like_the_own_forward_pass() {
+    use engine::StageFormat;
+
+    for stages in [1, 2] {
+        let out = temp_dir(&format!("tiny-{stages}"));
+        let report = engine::llama::quantize_model_dir(&tiny_dir(stages), &out).unwrap();
+        assert!(report.q8_bytes * 3 < report.source_bytes);
+        let q8_dir = read_dir(&out);
+        assert!(q8_dir
+            .manifest
+            .stages
+            .iter()
+            .all(|s| s.format == StageFormat::Q8 && s.file.ends_with(".q8")));
+        let pipeline = q8_dir.pipeline().unwrap();
+        assert!(pipeline
+            .stages()
+            .iter()
+            .all(|s| s.format() == StageFormat::Q8));
+
+        // The same logits, bit for bit, as quantising in memory.
+        let own = Own::load(&read_dir(&tiny_dir(stages)), WeightFormat::Q8);
+        for case in &fixtures("tiny-llama").cases {
+            let mut seq = pipeline.new_sequence();
+            let mut kv = own.new_kv();
+            for step in &case.steps {
+                let a = pipeline.prefill(&mut seq, &step.input_ids).unwrap();
+                let b = own.forward(&mut kv, &step.input_ids, false).last;
+                assert_eq!(a, b, "{}", case.name);
+            }
+            assert_eq!(seq.position(), kv[0].positions());
+        }
+
+        // Errors leave the sequence where it was.
+        let mut seq = pipeline.new_sequence();
+        pipeline.prefill(&mut seq, &[1, 2, 3]).unwrap();
+        assert!(pipeline.decode(&mut seq, 100_000).is_err());
+        assert_eq!(seq.position(), 3);
+        pipeline.decode(&mut seq, 4).unwrap();
+        assert_eq!(seq.position(), 4);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

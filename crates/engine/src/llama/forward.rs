@@ -134,7 +134,7 @@ impl Q8Matrix {
 }
 
 fn check_block_multiple(cols: usize) -> Result<()> {
-    if cols % BLOCK == 0 {
+    if cols.is_multiple_of(BLOCK) {
         Ok(())
     } else {
         Err(Error::ShapeMismatch {
@@ -341,7 +341,7 @@ impl Dims {
             vocab: config.vocab_size,
             eps: config.rms_norm_eps as f32,
         };
-        if dims.kv_heads == 0 || dims.heads % dims.kv_heads != 0 {
+        if dims.kv_heads == 0 || !dims.heads.is_multiple_of(dims.kv_heads) {
             return Err(Error::InvalidManifest(format!(
                 "num_attention_heads {} is not a multiple of num_kv_heads {}",
                 dims.heads, dims.kv_heads

@@ -311,7 +311,7 @@ pub fn read(bytes: Arc<Vec<u8>>, config: &ModelConfig, meta: &StageMeta) -> Resu
         let n = rows * cols;
         let (expected, found) = match e.dtype {
             DTYPE_F32 => (n * 4, e.size),
-            DTYPE_Q8 if cols % BLOCK == 0 => (n + n / BLOCK * 4, e.size),
+            DTYPE_Q8 if cols.is_multiple_of(BLOCK) => (n + n / BLOCK * 4, e.size),
             other => {
                 return Err(error(
                     e.offset,
