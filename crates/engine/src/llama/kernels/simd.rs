@@ -6,6 +6,7 @@
 //! Callers pass slices of exactly `blocks × BLOCK` quants and `blocks`
 //! scales (see [`super::dot_q8`]).
 
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use super::dot_q8_scalar;
 #[cfg(any(
     all(target_arch = "wasm32", target_feature = "simd128"),
