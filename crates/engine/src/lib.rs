@@ -8,12 +8,13 @@
 //!
 //! * [`manifest`] — `manifest.json` of a model directory, integrity checks,
 //!   [`ModelDir`] (native) to read a whole directory.
-//! * [`stage`] — one ONNX stage on tract and its KV cache.
+//! * [`stage`] — one stage (ONNX on tract, or q8 on [`llama`]) and its KV cache.
 //! * [`pipeline`] — all stages of a model in one process.
 //! * [`tokenizer`] — encoding, chat template, streaming decode.
 //! * [`sampling`] — greedy / temperature / top-k / top-p / repetition
 //!   penalty, deterministic on every target.
-//! * [`llama`] — the project's own llama forward pass: typed weights.
+//! * [`llama`] — the project's own llama forward pass: typed weights, 8-bit
+//!   kernels (wasm SIMD128, AVX2), the q8 stage file and its converter.
 //! * [`mod@generate`] — one token per call, or a whole generation.
 //!
 //! ```no_run
@@ -55,7 +56,7 @@ pub use generate::{generate, FinishReason, Generation, Output, Step, TokenLoop};
 #[cfg(not(target_arch = "wasm32"))]
 pub use manifest::ModelDir;
 pub use manifest::{
-    ChunkMeta, FileMeta, Manifest, ModelConfig, SpecialToken, SpecialTokens, StageMeta,
+    ChunkMeta, FileMeta, Manifest, ModelConfig, SpecialToken, SpecialTokens, StageFormat, StageMeta,
 };
 pub use pipeline::{Pipeline, Sequence};
 pub use sampling::{Sampler, SamplingParams, MIN_TEMPERATURE};

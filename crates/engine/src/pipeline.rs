@@ -143,30 +143,41 @@ impl Pipeline {
                 found: format!("{} stages", seq.kv.len()),
             });
         }
-        // Work on a copy (cheap: tensors are shared) so that a failing stage
-        // leaves every cache untouched.
-        let mut kv = seq.kv.clone();
+        // Each stage appends to its cache in place; if a stage fails, the
+        // caches of the stages before it are cut back to where they were.
         let mut data = StageData::Tokens(tokens.to_vec());
         let mut logits = None;
-        for (stage, stage_kv) in self.stages.iter().zip(kv.iter_mut()) {
+        let mut failure = None;
+        for (stage, kv) in self.stages.iter().zip(seq.kv.iter_mut()) {
             let input = StageInput {
                 data,
                 start_position: seq.position,
                 all_logits,
             };
-            match stage.run(stage_kv, input)? {
-                StageOutput::Hidden(hidden) => data = StageData::Hidden(hidden),
-                StageOutput::Logits(l) => {
+            match stage.run(kv, input) {
+                Ok(StageOutput::Hidden(hidden)) => data = StageData::Hidden(hidden),
+                Ok(StageOutput::Logits(l)) => {
                     logits = Some(l);
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(e);
                     break;
                 }
             }
         }
-        let logits = logits.ok_or_else(|| Error::StageMismatch {
-            stage: self.stages.len().saturating_sub(1),
-            message: "the last stage did not produce logits".into(),
-        })?;
-        seq.kv = kv;
+        let logits = match (failure, logits) {
+            (None, Some(logits)) => logits,
+            (failure, _) => {
+                for kv in &mut seq.kv {
+                    kv.truncate(seq.position)?;
+                }
+                return Err(failure.unwrap_or_else(|| Error::StageMismatch {
+                    stage: self.stages.len().saturating_sub(1),
+                    message: "the last stage did not produce logits".into(),
+                }));
+            }
+        };
         seq.position = needed;
         Ok(logits)
     }

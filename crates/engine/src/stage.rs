@@ -1,4 +1,7 @@
-//! One stage of a decoder (a contiguous range of layers) on tract.
+//! One stage of a decoder (a contiguous range of layers): on tract for ONNX
+//! `f32` stages, on the engine's own forward pass ([`crate::llama`]) for
+//! `q8` stages, as the stage's `format` in the manifest says. The API is
+//! the same for both; what follows describes the tract path.
 //!
 //! [`Stage::load`] parses the ONNX bytes, pins every input to batch 1 with two
 //! symbolic lengths — `S` (new tokens) and `P` (positions already in the KV
@@ -29,9 +32,10 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::llama::{LlamaKv, LlamaStage};
 use crate::manifest::{
-    parse_kv_name, ModelConfig, StageMeta, ATTENTION_MASK, HIDDEN_STATES, HIDDEN_STATES_OUT,
-    INPUT_IDS, LOGITS, POSITION_IDS,
+    parse_kv_name, ModelConfig, StageFormat, StageMeta, ATTENTION_MASK, HIDDEN_STATES,
+    HIDDEN_STATES_OUT, INPUT_IDS, LOGITS, POSITION_IDS,
 };
 
 /// Hidden states between two stages: `seq_len × hidden_size` values, row-major.
@@ -109,44 +113,88 @@ pub enum StageOutput {
     Logits(Logits),
 }
 
-/// The KV cache of one stage for one sequence: keys and values of each of its
-/// layers, `[1, num_kv_heads, positions, head_dim]` each.
+/// The KV cache of one stage for one sequence. On tract: keys and values of
+/// each of its layers, `[1, num_kv_heads, positions, head_dim]` each,
+/// replaced by the `present.*` outputs at every call; on the engine's own
+/// forward pass: a [`LlamaKv`], appended in place.
 #[derive(Debug, Clone)]
-pub struct StageKv {
+pub struct StageKv(KvImpl);
+
+#[derive(Debug, Clone)]
+enum KvImpl {
+    Tract(TractKv),
+    Llama(LlamaKv),
+}
+
+#[derive(Debug, Clone)]
+struct TractKv {
     /// `[key, value]` per layer of the stage, in layer order.
     layers: Vec<[TValue; 2]>,
     positions: usize,
 }
 
-impl StageKv {
+impl TractKv {
     /// An empty cache (`positions = 0`) for `num_layers` layers.
     fn empty(num_layers: usize, num_kv_heads: usize, head_dim: usize) -> Result<Self> {
         let empty = Tensor::zero::<f32>(&[1, num_kv_heads, 0, head_dim])
             .map_err(Error::inference)?
             .into_tvalue();
-        Ok(StageKv {
+        Ok(TractKv {
             layers: vec![[empty.clone(), empty]; num_layers],
             positions: 0,
         })
     }
+}
 
+impl StageKv {
     /// Number of positions held.
     pub fn positions(&self) -> usize {
-        self.positions
+        match &self.0 {
+            KvImpl::Tract(kv) => kv.positions,
+            KvImpl::Llama(kv) => kv.positions(),
+        }
     }
 
     /// Number of layers held.
     pub fn num_layers(&self) -> usize {
-        self.layers.len()
+        match &self.0 {
+            KvImpl::Tract(kv) => kv.layers.len(),
+            KvImpl::Llama(kv) => kv.num_layers(),
+        }
     }
 
     /// Bytes of key/value data held.
     pub fn size_bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .flatten()
-            .map(|t| t.len() * t.datum_type().size_of())
-            .sum()
+        match &self.0 {
+            KvImpl::Tract(kv) => kv
+                .layers
+                .iter()
+                .flatten()
+                .map(|t| t.len() * t.datum_type().size_of())
+                .sum(),
+            KvImpl::Llama(kv) => kv.size_bytes(),
+        }
+    }
+
+    /// Forgets every position from `positions` on (no-op if it holds
+    /// fewer): undoes a call whose sequence failed in a later stage.
+    pub fn truncate(&mut self, positions: usize) -> Result<()> {
+        match &mut self.0 {
+            KvImpl::Tract(kv) => {
+                if positions < kv.positions {
+                    for value in kv.layers.iter_mut().flatten() {
+                        let kept = value
+                            .slice(2, 0, positions)
+                            .map_err(Error::inference)?
+                            .into_tvalue();
+                        *value = kept;
+                    }
+                    kv.positions = positions;
+                }
+            }
+            KvImpl::Llama(kv) => kv.truncate(positions),
+        }
+        Ok(())
     }
 }
 
@@ -167,9 +215,24 @@ enum OutputSlot {
     Present(usize, usize),
 }
 
-/// A loaded stage: tract's optimised plan plus what is needed to feed it.
+/// A loaded stage: tract's optimised plan (ONNX `f32` stages), or the
+/// engine's own llama forward pass (`q8` stages, see [`crate::llama`]);
+/// the manifest's `format` of the stage decides.
 #[derive(Debug, Clone)]
 pub struct Stage {
+    meta: StageMeta,
+    imp: StageImpl,
+}
+
+#[derive(Debug, Clone)]
+enum StageImpl {
+    Tract(Box<TractStage>),
+    Llama(Arc<LlamaStage>),
+}
+
+/// tract's optimised plan plus what is needed to feed it.
+#[derive(Debug, Clone)]
+struct TractStage {
     meta: StageMeta,
     hidden_size: usize,
     vocab_size: usize,
@@ -177,7 +240,7 @@ pub struct Stage {
     head_dim: usize,
     plan: Arc<TypedSimplePlan>,
     /// `new_kv` hands out clones (the empty tensors are shared).
-    empty_kv: StageKv,
+    empty_kv: TractKv,
     /// Model inputs, in the plan's order.
     inputs: Vec<InputSlot>,
     /// Model outputs, in the plan's order.
@@ -185,16 +248,24 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// Parses `onnx_bytes`, checks its I/O against `meta`, and builds the
-    /// optimised plan with symbolic sequence (`S`) and past (`P`) lengths.
-    /// All of [`StageLoader`]'s phases in one go.
+    /// Loads a stage from its file bytes: all of [`StageLoader`]'s phases
+    /// in one go.
     ///
     /// Malformed or truncated ONNX gives [`Error::InvalidOnnx`]; a graph whose
-    /// inputs/outputs differ from the manifest gives [`Error::StageMismatch`].
-    pub fn load(meta: &StageMeta, config: &ModelConfig, onnx_bytes: &[u8]) -> Result<Self> {
-        let mut loader = StageLoader::new(meta, config, onnx_bytes)?;
+    /// inputs/outputs differ from the manifest gives [`Error::StageMismatch`];
+    /// a malformed q8 file gives [`Error::Weights`].
+    pub fn load(meta: &StageMeta, config: &ModelConfig, bytes: &[u8]) -> Result<Self> {
+        let mut loader = StageLoader::new(meta, config, bytes)?;
         while !loader.advance()? {}
         loader.into_stage()
+    }
+
+    /// A stage on the engine's own forward pass.
+    pub fn from_llama(stage: LlamaStage) -> Self {
+        Stage {
+            meta: stage.meta().clone(),
+            imp: StageImpl::Llama(Arc::new(stage)),
+        }
     }
 
     /// The manifest entry of this stage.
@@ -202,14 +273,39 @@ impl Stage {
         &self.meta
     }
 
+    /// The format of the stage as loaded.
+    pub fn format(&self) -> StageFormat {
+        match &self.imp {
+            StageImpl::Tract(_) => StageFormat::OnnxF32,
+            StageImpl::Llama(_) => StageFormat::Q8,
+        }
+    }
+
     /// An empty KV cache for one sequence through this stage.
     pub fn new_kv(&self) -> StageKv {
-        self.empty_kv.clone()
+        match &self.imp {
+            StageImpl::Tract(t) => StageKv(KvImpl::Tract(t.empty_kv.clone())),
+            StageImpl::Llama(l) => StageKv(KvImpl::Llama(l.new_kv())),
+        }
     }
 
     /// Runs the new positions of `input` through the stage, appending their
     /// keys/values to `kv`. On error `kv` is left as it was.
     pub fn run(&self, kv: &mut StageKv, input: StageInput) -> Result<StageOutput> {
+        match (&self.imp, &mut kv.0) {
+            (StageImpl::Tract(t), KvImpl::Tract(kv)) => t.run(kv, input),
+            (StageImpl::Llama(l), KvImpl::Llama(kv)) => l.run(kv, input),
+            _ => Err(Error::ShapeMismatch {
+                what: format!("KV cache for stage {}", self.meta.index),
+                expected: format!("a cache of this stage's kind ({:?})", self.format()),
+                found: "a cache of another kind".into(),
+            }),
+        }
+    }
+}
+
+impl TractStage {
+    fn run(&self, kv: &mut TractKv, input: StageInput) -> Result<StageOutput> {
         let seq_len = input.seq_len();
         self.check_input(kv, &input)?;
         let past = kv.positions;
@@ -293,7 +389,7 @@ impl Stage {
         Ok(output)
     }
 
-    fn check_input(&self, kv: &StageKv, input: &StageInput) -> Result<()> {
+    fn check_input(&self, kv: &TractKv, input: &StageInput) -> Result<()> {
         if kv.layers.len() != self.meta.num_layers() {
             return Err(self.kv_mismatch(kv.layers.len()));
         }
@@ -383,6 +479,7 @@ pub enum LoadPhase {
 }
 
 enum Building {
+    Llama(Box<LlamaStage>),
     Inference(InferenceModel),
     Typed(TypedModel),
     Plan(Arc<TypedSimplePlan>),
@@ -419,9 +516,36 @@ impl std::fmt::Debug for StageLoader {
 }
 
 impl StageLoader {
-    /// The first phase: parses the ONNX bytes, checks the graph's inputs
-    /// and outputs against `meta` and pins the input shapes.
-    pub fn new(meta: &StageMeta, config: &ModelConfig, onnx_bytes: &[u8]) -> Result<Self> {
+    /// The first phase. ONNX: parses the bytes, checks the graph's inputs
+    /// and outputs against `meta` and pins the input shapes. q8: reads the
+    /// whole stage (a copy of `bytes`; [`StageLoader::from_vec`] keeps them).
+    pub fn new(meta: &StageMeta, config: &ModelConfig, bytes: &[u8]) -> Result<Self> {
+        match meta.format {
+            StageFormat::Q8 => Self::from_vec(meta, config, bytes.to_vec()),
+            StageFormat::OnnxF32 => Self::new_onnx(meta, config, bytes),
+        }
+    }
+
+    /// Like [`StageLoader::new`], taking the bytes: a q8 stage keeps them as
+    /// its weights (no copy), so loading needs no more memory than the file.
+    pub fn from_vec(meta: &StageMeta, config: &ModelConfig, bytes: Vec<u8>) -> Result<Self> {
+        match meta.format {
+            StageFormat::Q8 => {
+                let stage = LlamaStage::from_q8_file(Arc::new(bytes), config, meta)?;
+                Ok(StageLoader {
+                    meta: meta.clone(),
+                    config: config.clone(),
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    model: Building::Llama(Box::new(stage)),
+                    next: LoadPhase::Done,
+                })
+            }
+            StageFormat::OnnxF32 => Self::new_onnx(meta, config, &bytes),
+        }
+    }
+
+    fn new_onnx(meta: &StageMeta, config: &ModelConfig, onnx_bytes: &[u8]) -> Result<Self> {
         let invalid = |e: TractError| Error::InvalidOnnx(format!("{e:#}"));
         let mismatch = |message: String| Error::StageMismatch {
             stage: meta.index,
@@ -540,7 +664,7 @@ impl StageLoader {
             (LoadPhase::Plan, Building::Typed(m)) => {
                 Building::Plan(m.into_runnable().map_err(invalid)?)
             }
-            (LoadPhase::Done, m @ Building::Plan(_)) => m,
+            (LoadPhase::Done, m @ (Building::Plan(_) | Building::Llama(_))) => m,
             _ => return Err(spent()),
         };
         self.next = match self.next {
@@ -555,25 +679,32 @@ impl StageLoader {
 
     /// The loaded stage, once every phase has run.
     pub fn into_stage(self) -> Result<Stage> {
-        let Building::Plan(plan) = self.model else {
-            return Err(Error::Inference(format!(
-                "stage {} is not loaded yet (next phase {:?})",
-                self.meta.index, self.next
-            )));
+        let plan = match self.model {
+            Building::Plan(plan) => plan,
+            Building::Llama(stage) => return Ok(Stage::from_llama(*stage)),
+            _ => {
+                return Err(Error::Inference(format!(
+                    "stage {} is not loaded yet (next phase {:?})",
+                    self.meta.index, self.next
+                )))
+            }
         };
         let config = &self.config;
         let empty_kv =
-            StageKv::empty(self.meta.num_layers(), config.num_kv_heads, config.head_dim)?;
+            TractKv::empty(self.meta.num_layers(), config.num_kv_heads, config.head_dim)?;
         Ok(Stage {
-            empty_kv,
-            hidden_size: config.hidden_size,
-            vocab_size: config.vocab_size,
-            num_kv_heads: config.num_kv_heads,
-            head_dim: config.head_dim,
-            plan,
-            inputs: self.inputs,
-            outputs: self.outputs,
-            meta: self.meta,
+            meta: self.meta.clone(),
+            imp: StageImpl::Tract(Box::new(TractStage {
+                empty_kv,
+                hidden_size: config.hidden_size,
+                vocab_size: config.vocab_size,
+                num_kv_heads: config.num_kv_heads,
+                head_dim: config.head_dim,
+                plan,
+                inputs: self.inputs,
+                outputs: self.outputs,
+                meta: self.meta,
+            })),
         })
     }
 }

@@ -129,11 +129,36 @@ pub struct SpecialToken {
     pub text: String,
 }
 
-/// One stage: a contiguous range of decoder layers in its own ONNX file.
+/// How a stage file stores its stage (`format` in a stage's entry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StageFormat {
+    /// An ONNX graph with `f32` weights, run on tract. The default: a stage
+    /// entry without `format` is one.
+    #[default]
+    #[serde(rename = "onnx-f32")]
+    OnnxF32,
+    /// The engine's own llama stage file with 8-bit weights (per block of
+    /// 32 values, one `f32` scale each), written by `icllm quantize`.
+    #[serde(rename = "q8")]
+    Q8,
+}
+
+impl StageFormat {
+    /// Whether this is the default, [`StageFormat::OnnxF32`].
+    pub fn is_onnx_f32(&self) -> bool {
+        *self == StageFormat::OnnxF32
+    }
+}
+
+/// One stage: a contiguous range of decoder layers in its own file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageMeta {
     pub index: usize,
     pub file: String,
+    /// How `file` stores the stage; absent (and not written) for ONNX `f32`,
+    /// so manifests written before it existed keep their meaning and bytes.
+    #[serde(default, skip_serializing_if = "StageFormat::is_onnx_f32")]
+    pub format: StageFormat,
     pub layer_start: usize,
     pub layer_end: usize,
     pub inputs: Vec<String>,
@@ -499,6 +524,25 @@ fn check_sha256(what: &str, expected: &str, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// The chunks of a file, `chunk_size` bytes each but the last (none for an
+/// empty file): what a stage entry's `chunks` records.
+pub fn chunk_file(bytes: &[u8], chunk_size: u64) -> Vec<ChunkMeta> {
+    let size = usize::try_from(chunk_size.max(1)).unwrap_or(usize::MAX);
+    let mut offset = 0u64;
+    bytes
+        .chunks(size)
+        .map(|chunk| {
+            let meta = ChunkMeta {
+                offset,
+                size: chunk.len() as u64,
+                sha256: sha256_hex(chunk),
+            };
+            offset += chunk.len() as u64;
+            meta
+        })
+        .collect()
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -539,6 +583,7 @@ mod tests {
         StageMeta {
             index,
             file: format!("stage-{index}.onnx"),
+            format: StageFormat::OnnxF32,
             layer_start: layers.start,
             layer_end: layers.end,
             inputs,
@@ -605,6 +650,55 @@ mod tests {
         assert_eq!(check(&m).unwrap(), m);
         assert!(m.stages[1].is_last() && !m.stages[0].is_last());
         assert_eq!(m.eos_ids(), vec![2]);
+    }
+
+    #[test]
+    fn chunk_file_covers_the_file_and_passes_verification() {
+        let bytes: Vec<u8> = (0..20u8).collect();
+        let chunks = chunk_file(&bytes, 8);
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| (c.offset, c.size))
+                .collect::<Vec<_>>(),
+            vec![(0, 8), (8, 8), (16, 4)]
+        );
+        assert_eq!(chunks[2].sha256, sha256_hex(&bytes[16..]));
+        assert!(chunk_file(&[], 8).is_empty());
+        let mut m = manifest();
+        m.stages[0].chunks = chunks;
+        m.stages[0].sha256 = sha256_hex(&bytes);
+        let m = check(&m).unwrap();
+        m.verify_stage(0, &bytes).unwrap();
+        m.verify_chunk(0, 1, &bytes[8..16]).unwrap();
+    }
+
+    #[test]
+    fn stage_format_defaults_to_onnx_and_q8_round_trips() {
+        // A manifest without `format` (every manifest written before it)
+        // reads as ONNX f32 and is written back without the field.
+        let m = manifest();
+        let json = String::from_utf8(m.to_json().unwrap()).unwrap();
+        assert!(!json.contains("\"format\""), "{json}");
+        let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(value["stages"][0].get("format").is_none());
+        assert_eq!(check(&m).unwrap().stages[0].format, StageFormat::OnnxF32);
+
+        let mut q8 = manifest();
+        q8.stages[1].format = StageFormat::Q8;
+        let json = String::from_utf8(q8.to_json().unwrap()).unwrap();
+        assert!(json.contains("\"format\": \"q8\""), "{json}");
+        assert_eq!(check(&q8).unwrap(), q8);
+
+        // Explicit "onnx-f32" reads too; an unknown format is an error.
+        value["stages"][0]["format"] = "onnx-f32".into();
+        let explicit = Manifest::from_json(value.to_string().as_bytes()).unwrap();
+        assert_eq!(explicit, m);
+        value["stages"][0]["format"] = "q4".into();
+        assert!(matches!(
+            Manifest::from_json(value.to_string().as_bytes()),
+            Err(Error::ManifestJson(msg)) if msg.contains("q4")
+        ));
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub enum WeightsError {
     #[error("initializer {name} stores its data outside the ONNX file")]
     ExternalData { name: String },
 
+    /// A q8 stage file is malformed.
+    #[error("malformed q8 stage file at byte {offset}: {message}")]
+    Q8File { offset: usize, message: String },
+
     /// A tensor holds another number of bytes than its shape implies.
     #[error("initializer {name}: expected {expected} bytes of data, found {found}")]
     DataLength {

@@ -1,0 +1,722 @@
+//! The forward pass of one llama stage, with `f32` or 8-bit weights.
+//!
+//! [`LlamaStage`] holds a stage's weights in the layout its kernels read:
+//! every matrix `[out, in]`, row after row, either `f32` ([`Matrix::F32`],
+//! the reference) or quantised per block of 32 ([`Matrix::Q8`]). A call runs
+//! the new positions of one sequence:
+//!
+//! * the KV cache ([`LlamaKv`]) of each layer grows in place: the new keys
+//!   and values are appended, nothing is copied;
+//! * matrix products take every new position at once (prefill is a
+//!   matrix–matrix product: each weight row is read once per call, not once
+//!   per token);
+//! * attention reads the cache where it lies; the causal mask is the loop
+//!   bound, so no score past the query is ever computed;
+//! * the head runs on the positions whose logits are asked for only.
+//!
+//! It computes what `scripts/build_llama_onnx.py` exports (RMS norm, rotary
+//! embedding "rotate half", grouped-query attention, SiLU MLP, tied or
+//! separate head), so its logits match tract's on the same stage.
+
+use std::sync::Arc;
+
+use super::kernels::{self, quantize_blocks, BLOCK};
+use super::weights::{F32Tensor, LmHead, StageWeights};
+use crate::error::{Error, Result};
+use crate::manifest::{ModelConfig, StageMeta};
+use crate::stage::{HiddenStates, Logits, StageData, StageInput, StageOutput};
+
+/// How a [`LlamaStage`] stores its matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// `f32`, as exported.
+    F32,
+    /// 8-bit, one `f32` scale per block of 32 values of a row.
+    Q8,
+}
+
+/// 8-bit quants, owned or shared with the stage file they were read from
+/// (a q8 stage is not copied out of its file: see [`super::q8file`]).
+#[derive(Clone)]
+pub struct Quants {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    len: usize,
+}
+
+impl Quants {
+    /// Quants of their own.
+    pub fn owned(quants: Vec<i8>) -> Self {
+        let len = quants.len();
+        Quants {
+            buf: Arc::new(quants.into_iter().map(|q| q as u8).collect()),
+            start: 0,
+            len,
+        }
+    }
+
+    /// `len` quants at `start` of a shared buffer; `None` if out of bounds.
+    pub fn shared(buf: Arc<Vec<u8>>, start: usize, len: usize) -> Option<Self> {
+        (start.checked_add(len)? <= buf.len()).then_some(Quants { buf, start, len })
+    }
+
+    /// The quants as signed bytes.
+    #[inline]
+    pub fn as_slice(&self) -> &[i8] {
+        let bytes = &self.buf[self.start..self.start + self.len];
+        // SAFETY: `i8` and `u8` have the same size and alignment, and every
+        // bit pattern is valid for both.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<i8>(), bytes.len()) }
+    }
+}
+
+impl PartialEq for Quants {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl std::fmt::Debug for Quants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Quants({} values)", self.len)
+    }
+}
+
+/// A matrix quantised per block of [`BLOCK`] values along its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Q8Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    /// `rows × cols` quantised values, row-major.
+    pub quants: Quants,
+    /// `rows × cols / 32` scales, row-major.
+    pub scales: Vec<f32>,
+}
+
+impl Q8Matrix {
+    /// Quantises a row-major `rows × cols` matrix (`cols` a multiple of 32).
+    pub fn quantize(rows: usize, cols: usize, values: &[f32]) -> Result<Self> {
+        check_block_multiple(cols)?;
+        let mut quants = vec![0i8; rows * cols];
+        let mut scales = vec![0.0f32; rows * cols / BLOCK];
+        quantize_blocks(&values[..rows * cols], &mut quants, &mut scales);
+        Ok(Q8Matrix {
+            rows,
+            cols,
+            quants: Quants::owned(quants),
+            scales,
+        })
+    }
+
+    /// Row `r`'s quants and scales.
+    #[inline]
+    fn row(&self, r: usize) -> (&[i8], &[f32]) {
+        let blocks = self.cols / BLOCK;
+        (
+            &self.quants.as_slice()[r * self.cols..(r + 1) * self.cols],
+            &self.scales[r * blocks..(r + 1) * blocks],
+        )
+    }
+
+    /// Dequantised row `r` into `out`.
+    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        let (q, d) = self.row(r);
+        for ((out, q), &d) in out
+            .chunks_exact_mut(BLOCK)
+            .zip(q.chunks_exact(BLOCK))
+            .zip(d)
+        {
+            for (o, &q) in out.iter_mut().zip(q) {
+                *o = f32::from(q) * d;
+            }
+        }
+    }
+}
+
+fn check_block_multiple(cols: usize) -> Result<()> {
+    if cols.is_multiple_of(BLOCK) {
+        Ok(())
+    } else {
+        Err(Error::ShapeMismatch {
+            what: "8-bit matrix".into(),
+            expected: format!("rows of a multiple of {BLOCK} values"),
+            found: format!("{cols} values"),
+        })
+    }
+}
+
+/// A matrix `[out, in]` of a linear layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    F32 {
+        rows: usize,
+        cols: usize,
+        values: Vec<f32>,
+    },
+    Q8(Q8Matrix),
+}
+
+impl Matrix {
+    /// From a `[rows, cols]` tensor, in `format`.
+    pub(super) fn from_rows(tensor: F32Tensor, format: WeightFormat) -> Result<Self> {
+        let (rows, cols) = dims2(&tensor)?;
+        Ok(match format {
+            WeightFormat::F32 => Matrix::F32 {
+                rows,
+                cols,
+                values: tensor.data,
+            },
+            WeightFormat::Q8 => Matrix::Q8(Q8Matrix::quantize(rows, cols, &tensor.data)?),
+        })
+    }
+
+    /// From an ONNX `[in, out]` tensor (transposed to `[out, in]`).
+    fn from_in_out(tensor: F32Tensor, format: WeightFormat) -> Result<Self> {
+        let (cols, rows) = dims2(&tensor)?;
+        let mut values = vec![0.0f32; rows * cols];
+        for (i, row) in tensor.data.chunks_exact(rows).enumerate() {
+            for (o, &v) in row.iter().enumerate() {
+                values[o * cols + i] = v;
+            }
+        }
+        drop(tensor);
+        Self::from_rows(
+            F32Tensor {
+                shape: vec![rows, cols],
+                data: values,
+            },
+            format,
+        )
+    }
+
+    /// Output size.
+    pub fn rows(&self) -> usize {
+        match self {
+            Matrix::F32 { rows, .. } => *rows,
+            Matrix::Q8(m) => m.rows,
+        }
+    }
+
+    /// Input size.
+    pub fn cols(&self) -> usize {
+        match self {
+            Matrix::F32 { cols, .. } => *cols,
+            Matrix::Q8(m) => m.cols,
+        }
+    }
+
+    /// Bytes of weight data held.
+    pub fn size_bytes(&self) -> usize {
+        match self {
+            Matrix::F32 { values, .. } => values.len() * 4,
+            Matrix::Q8(m) => m.quants.len + m.scales.len() * 4,
+        }
+    }
+
+    /// `y[t] = W · x[t]` for the `n` rows of `x` (`n × cols`) into `y`
+    /// (`n × rows`). `scratch` holds quantised activations between calls.
+    fn matmul(&self, x: &[f32], n: usize, y: &mut [f32], scratch: &mut Scratch) {
+        let (rows, cols) = (self.rows(), self.cols());
+        match self {
+            Matrix::F32 { values, .. } => {
+                for (o, w) in values.chunks_exact(cols).enumerate() {
+                    for t in 0..n {
+                        y[t * rows + o] = kernels::dot_f32(w, &x[t * cols..(t + 1) * cols]);
+                    }
+                }
+            }
+            Matrix::Q8(m) => {
+                let blocks = cols / BLOCK;
+                scratch.quantize(&x[..n * cols]);
+                for o in 0..rows {
+                    let (wq, wd) = m.row(o);
+                    for t in 0..n {
+                        y[t * rows + o] = kernels::dot_q8(
+                            wq,
+                            wd,
+                            &scratch.quants[t * cols..(t + 1) * cols],
+                            &scratch.scales[t * blocks..(t + 1) * blocks],
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row `r` (an embedding lookup) into `out`.
+    fn row_into(&self, r: usize, out: &mut [f32]) {
+        match self {
+            Matrix::F32 { values, cols, .. } => {
+                out.copy_from_slice(&values[r * cols..(r + 1) * cols]);
+            }
+            Matrix::Q8(m) => m.dequantize_row(r, out),
+        }
+    }
+}
+
+fn dims2(tensor: &F32Tensor) -> Result<(usize, usize)> {
+    match tensor.shape[..] {
+        [a, b] if a * b == tensor.data.len() => Ok((a, b)),
+        _ => Err(Error::ShapeMismatch {
+            what: "weight matrix".into(),
+            expected: "a 2-D tensor".into(),
+            found: format!("shape {:?} with {} values", tensor.shape, tensor.data.len()),
+        }),
+    }
+}
+
+/// Quantised activations, reused between matrix products.
+#[derive(Debug, Default)]
+struct Scratch {
+    quants: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Scratch {
+    fn quantize(&mut self, x: &[f32]) {
+        self.quants.resize(x.len(), 0);
+        self.scales.resize(x.len() / BLOCK, 0.0);
+        quantize_blocks(x, &mut self.quants, &mut self.scales);
+    }
+}
+
+/// One decoder layer, matrices `[out, in]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub input_layernorm: Vec<f32>,
+    pub q_proj: Matrix,
+    pub k_proj: Matrix,
+    pub v_proj: Matrix,
+    pub o_proj: Matrix,
+    pub post_attention_layernorm: Vec<f32>,
+    pub gate_proj: Matrix,
+    pub up_proj: Matrix,
+    pub down_proj: Matrix,
+}
+
+impl Layer {
+    /// The seven matrices: q, k, v, o, gate, up, down.
+    pub fn matrices(&self) -> [&Matrix; 7] {
+        [
+            &self.q_proj,
+            &self.k_proj,
+            &self.v_proj,
+            &self.o_proj,
+            &self.gate_proj,
+            &self.up_proj,
+            &self.down_proj,
+        ]
+    }
+}
+
+/// The output projection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Head {
+    /// The embedding matrix (`[vocab, hidden]` is already `[out, in]`).
+    Tied,
+    Separate(Matrix),
+}
+
+/// Sizes of the model a stage belongs to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Dims {
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub eps: f32,
+}
+
+impl Dims {
+    /// The sizes of `config`, checked for what the forward pass needs.
+    pub(super) fn new(config: &ModelConfig) -> Result<Self> {
+        let dims = Dims {
+            hidden: config.hidden_size,
+            heads: config.num_attention_heads,
+            kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim,
+            intermediate: config.intermediate_size,
+            vocab: config.vocab_size,
+            eps: config.rms_norm_eps as f32,
+        };
+        if dims.kv_heads == 0 || !dims.heads.is_multiple_of(dims.kv_heads) {
+            return Err(Error::InvalidManifest(format!(
+                "num_attention_heads {} is not a multiple of num_kv_heads {}",
+                dims.heads, dims.kv_heads
+            )));
+        }
+        Ok(dims)
+    }
+}
+
+/// A stage ready to run: its weights in the kernels' layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaStage {
+    pub(super) meta: StageMeta,
+    pub(super) dims: Dims,
+    pub(super) format: WeightFormat,
+    pub(super) embed_tokens: Option<Matrix>,
+    pub(super) layers: Vec<Layer>,
+    pub(super) norm: Option<Vec<f32>>,
+    pub(super) head: Option<Head>,
+    pub(super) rope_inv_freq: Vec<f32>,
+}
+
+/// The KV cache of one sequence through a [`LlamaStage`]: per layer, keys
+/// and values of every position, `[position][kv_head][head_dim]`, appended
+/// in place.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaKv {
+    /// `(keys, values)` per layer.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    positions: usize,
+    /// Values per position in each of `keys` and `values`.
+    width: usize,
+}
+
+impl LlamaKv {
+    /// Number of positions held.
+    pub fn positions(&self) -> usize {
+        self.positions
+    }
+
+    /// Number of layers held.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Bytes of key/value data held.
+    pub fn size_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) * 4)
+            .sum()
+    }
+
+    /// Forgets every position from `positions` on (no-op if it holds fewer).
+    pub fn truncate(&mut self, positions: usize) {
+        if positions < self.positions {
+            for (k, v) in &mut self.layers {
+                k.truncate(positions * self.width);
+                v.truncate(positions * self.width);
+            }
+            self.positions = positions;
+        }
+    }
+}
+
+impl LlamaStage {
+    /// Takes the weights read for stage `meta` into the kernels' layout,
+    /// quantising the matrices if `format` is [`WeightFormat::Q8`]. Each
+    /// `f32` matrix is freed once converted.
+    pub fn from_weights(
+        weights: StageWeights,
+        config: &ModelConfig,
+        meta: &StageMeta,
+        format: WeightFormat,
+    ) -> Result<Self> {
+        let dims = Dims::new(config)?;
+        let StageWeights {
+            embed_tokens,
+            layers: layer_weights,
+            norm,
+            lm_head,
+            rope_inv_freq,
+            ..
+        } = weights;
+        let mut layers = Vec::with_capacity(layer_weights.len());
+        for l in layer_weights {
+            let m = |t| Matrix::from_in_out(t, format);
+            layers.push(Layer {
+                input_layernorm: l.input_layernorm.data,
+                q_proj: m(l.q_proj)?,
+                k_proj: m(l.k_proj)?,
+                v_proj: m(l.v_proj)?,
+                o_proj: m(l.o_proj)?,
+                post_attention_layernorm: l.post_attention_layernorm.data,
+                gate_proj: m(l.gate_proj)?,
+                up_proj: m(l.up_proj)?,
+                down_proj: m(l.down_proj)?,
+            });
+        }
+        let head = match lm_head {
+            None => None,
+            Some(LmHead::Tied) => Some(Head::Tied),
+            Some(LmHead::Separate(t)) => Some(Head::Separate(Matrix::from_in_out(t, format)?)),
+        };
+        let embed_tokens = embed_tokens
+            .map(|t| Matrix::from_rows(t, format))
+            .transpose()?;
+        Ok(LlamaStage {
+            meta: meta.clone(),
+            dims,
+            format,
+            embed_tokens,
+            layers,
+            norm: norm.map(|n| n.data),
+            head,
+            rope_inv_freq: rope_inv_freq.data,
+        })
+    }
+
+    /// Loads a stage from a q8 stage file (see [`super::q8file`]); the
+    /// matrices' quants stay in `bytes`.
+    pub fn from_q8_file(
+        bytes: Arc<Vec<u8>>,
+        config: &ModelConfig,
+        meta: &StageMeta,
+    ) -> Result<Self> {
+        super::q8file::read(bytes, config, meta)
+    }
+
+    /// The stage as a q8 stage file (see [`super::q8file`]).
+    pub fn to_q8_file(&self) -> Vec<u8> {
+        super::q8file::write(self)
+    }
+
+    /// The manifest entry of this stage.
+    pub fn meta(&self) -> &StageMeta {
+        &self.meta
+    }
+
+    /// How the matrices are stored.
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// Bytes of weights held.
+    pub fn size_bytes(&self) -> usize {
+        let vec = |v: &Vec<f32>| v.len() * 4;
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                vec(&l.input_layernorm)
+                    + vec(&l.post_attention_layernorm)
+                    + l.matrices().iter().map(|m| m.size_bytes()).sum::<usize>()
+            })
+            .sum();
+        let head = match &self.head {
+            Some(Head::Separate(m)) => m.size_bytes(),
+            _ => 0,
+        };
+        layers
+            + head
+            + self.embed_tokens.as_ref().map_or(0, Matrix::size_bytes)
+            + self.norm.as_ref().map_or(0, vec)
+            + vec(&self.rope_inv_freq)
+    }
+
+    /// An empty KV cache for one sequence through this stage.
+    pub fn new_kv(&self) -> LlamaKv {
+        LlamaKv {
+            layers: vec![(Vec::new(), Vec::new()); self.layers.len()],
+            positions: 0,
+            width: self.dims.kv_heads * self.dims.head_dim,
+        }
+    }
+
+    /// Runs the new positions of `input`, appending their keys and values
+    /// to `kv`. Every check happens before `kv` changes: on error it is
+    /// left as it was.
+    pub fn run(&self, kv: &mut LlamaKv, input: StageInput) -> Result<StageOutput> {
+        self.check_input(kv, &input)?;
+        let d = self.dims;
+        let n = input.seq_len();
+        let start = kv.positions;
+        let mut x = match input.data {
+            StageData::Tokens(tokens) => {
+                let embed = self
+                    .embed_tokens
+                    .as_ref()
+                    .ok_or_else(|| self.no_tensor("embedding"))?;
+                let mut x = vec![0.0f32; n * d.hidden];
+                for (row, &t) in x.chunks_exact_mut(d.hidden).zip(&tokens) {
+                    embed.row_into(t as usize, row);
+                }
+                x
+            }
+            StageData::Hidden(h) => h.values,
+        };
+
+        let mut scratch = Scratch::default();
+        let (q_width, kv_width) = (d.heads * d.head_dim, d.kv_heads * d.head_dim);
+        let mut xn = vec![0.0f32; n * d.hidden];
+        let mut q = vec![0.0f32; n * q_width];
+        let mut k = vec![0.0f32; n * kv_width];
+        let mut v = vec![0.0f32; n * kv_width];
+        let mut attn = vec![0.0f32; n * q_width];
+        let mut proj = vec![0.0f32; n * d.hidden];
+        let mut gate = vec![0.0f32; n * d.intermediate];
+        let mut up = vec![0.0f32; n * d.intermediate];
+        let mut scores = Vec::with_capacity(start + n);
+
+        // Rotary tables of the new positions.
+        let mut cos = vec![0.0f32; n * d.head_dim];
+        let mut sin = vec![0.0f32; n * d.head_dim];
+        for (t, (c, s)) in cos
+            .chunks_exact_mut(d.head_dim)
+            .zip(sin.chunks_exact_mut(d.head_dim))
+            .enumerate()
+        {
+            kernels::rope_tables(start + t, &self.rope_inv_freq, c, s);
+        }
+        let scale = 1.0 / (d.head_dim as f32).sqrt();
+        let group = d.heads / d.kv_heads;
+
+        for (layer, (keys, values)) in self.layers.iter().zip(kv.layers.iter_mut()) {
+            kernels::rms_norm(&x, &layer.input_layernorm, d.eps, &mut xn);
+            layer.q_proj.matmul(&xn, n, &mut q, &mut scratch);
+            layer.k_proj.matmul(&xn, n, &mut k, &mut scratch);
+            layer.v_proj.matmul(&xn, n, &mut v, &mut scratch);
+            for t in 0..n {
+                let (c, s) = (
+                    &cos[t * d.head_dim..(t + 1) * d.head_dim],
+                    &sin[t * d.head_dim..(t + 1) * d.head_dim],
+                );
+                let qt = &mut q[t * q_width..(t + 1) * q_width];
+                kernels::rope(qt, c, s);
+                qt.iter_mut().for_each(|v| *v *= scale);
+                kernels::rope(&mut k[t * kv_width..(t + 1) * kv_width], c, s);
+            }
+            keys.extend_from_slice(&k);
+            values.extend_from_slice(&v);
+
+            // Causal attention over the cache: query t sees positions 0..=start+t.
+            for t in 0..n {
+                let visible = start + t + 1;
+                for h in 0..d.heads {
+                    let g = h / group;
+                    let qh = &q[t * q_width + h * d.head_dim..][..d.head_dim];
+                    scores.clear();
+                    scores.extend((0..visible).map(|p| {
+                        kernels::dot_f32(qh, &keys[p * kv_width + g * d.head_dim..][..d.head_dim])
+                    }));
+                    kernels::softmax(&mut scores);
+                    let out = &mut attn[t * q_width + h * d.head_dim..][..d.head_dim];
+                    out.fill(0.0);
+                    for (p, &w) in scores.iter().enumerate() {
+                        kernels::axpy(
+                            w,
+                            &values[p * kv_width + g * d.head_dim..][..d.head_dim],
+                            out,
+                        );
+                    }
+                }
+            }
+            layer.o_proj.matmul(&attn, n, &mut proj, &mut scratch);
+            x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
+
+            kernels::rms_norm(&x, &layer.post_attention_layernorm, d.eps, &mut xn);
+            layer.gate_proj.matmul(&xn, n, &mut gate, &mut scratch);
+            layer.up_proj.matmul(&xn, n, &mut up, &mut scratch);
+            kernels::silu_mul(&mut gate, &up);
+            layer.down_proj.matmul(&gate, n, &mut proj, &mut scratch);
+            x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
+        }
+        kv.positions = start + n;
+
+        let Some(head) = &self.head else {
+            return Ok(StageOutput::Hidden(HiddenStates {
+                seq_len: n,
+                hidden_size: d.hidden,
+                values: x,
+            }));
+        };
+        let norm = self
+            .norm
+            .as_ref()
+            .ok_or_else(|| self.no_tensor("final norm"))?;
+        // Logits of the last position, or of all of them.
+        let rows = if input.all_logits { n } else { 1 };
+        let x = &x[(n - rows) * d.hidden..];
+        let mut xn = vec![0.0f32; rows * d.hidden];
+        kernels::rms_norm(x, norm, d.eps, &mut xn);
+        let matrix = match head {
+            Head::Tied => self
+                .embed_tokens
+                .as_ref()
+                .ok_or_else(|| self.no_tensor("embedding"))?,
+            Head::Separate(m) => m,
+        };
+        let mut logits = vec![0.0f32; rows * d.vocab];
+        matrix.matmul(&xn, rows, &mut logits, &mut scratch);
+        let last = logits[(rows - 1) * d.vocab..].to_vec();
+        Ok(StageOutput::Logits(Logits {
+            vocab_size: d.vocab,
+            last,
+            all: input.all_logits.then_some(logits),
+        }))
+    }
+
+    fn no_tensor(&self, what: &str) -> Error {
+        Error::StageMismatch {
+            stage: self.meta.index,
+            message: format!("the stage has no {what}"),
+        }
+    }
+
+    fn check_input(&self, kv: &LlamaKv, input: &StageInput) -> Result<()> {
+        let d = self.dims;
+        if kv.layers.len() != self.layers.len() || kv.width != d.kv_heads * d.head_dim {
+            return Err(Error::ShapeMismatch {
+                what: format!("KV cache for stage {}", self.meta.index),
+                expected: format!("{} layers", self.layers.len()),
+                found: format!("{} layers", kv.layers.len()),
+            });
+        }
+        if input.start_position != kv.positions {
+            return Err(Error::PositionMismatch {
+                expected: kv.positions,
+                found: input.start_position,
+            });
+        }
+        match &input.data {
+            StageData::Tokens(tokens) => {
+                if self.embed_tokens.is_none() || !self.meta.is_first() {
+                    return Err(Error::ShapeMismatch {
+                        what: format!("input of stage {}", self.meta.index),
+                        expected: "hidden states".into(),
+                        found: "token ids".into(),
+                    });
+                }
+                if tokens.is_empty() {
+                    return Err(Error::EmptyPrompt);
+                }
+                if let Some(&token) = tokens.iter().find(|&&t| t as usize >= d.vocab) {
+                    return Err(Error::TokenOutOfRange {
+                        token,
+                        vocab_size: d.vocab,
+                    });
+                }
+            }
+            StageData::Hidden(h) => {
+                if self.meta.is_first() {
+                    return Err(Error::ShapeMismatch {
+                        what: format!("input of stage {}", self.meta.index),
+                        expected: "token ids".into(),
+                        found: "hidden states".into(),
+                    });
+                }
+                if h.seq_len == 0
+                    || h.hidden_size != d.hidden
+                    || h.values.len() != h.seq_len * h.hidden_size
+                {
+                    return Err(Error::ShapeMismatch {
+                        what: format!("hidden states for stage {}", self.meta.index),
+                        expected: format!("seq_len >= 1 × hidden_size {}", d.hidden),
+                        found: format!(
+                            "seq_len {} × hidden_size {} with {} values",
+                            h.seq_len,
+                            h.hidden_size,
+                            h.values.len()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
