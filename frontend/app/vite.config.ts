@@ -10,9 +10,13 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
   },
+  // The CPU path's worker imports the engine's wasm-bindgen package (ES module).
+  worker: {
+    format: 'es',
+  },
   server: {
     fs: {
-      // The local-mode package, frontend/gpu/pkg, sits outside this folder.
+      // The local-mode packages, frontend/engine_web/pkg and frontend/gpu/pkg, sit outside this folder.
       allow: ['..'],
     },
   },

@@ -1,10 +1,12 @@
-// The browser benchmark's peer: onnxruntime-web with its WebGPU and wasm
-// execution providers, on the same ONNX decoder as the engine, in headless
+// The browser benchmark: onnxruntime-web with its WebGPU and wasm
+// execution providers, on the same ONNX decoder as the engine, and the
+// project's browser CPU path (frontend/engine_web: the tract engine for
+// wasm32 + SIMD, "engine-web") on the model's stages-1, in headless
 // Chromium (Debian's `chromium`, driven by playwright-core). Prints decode
 // and prefill tokens/s per execution provider, and whether the greedy
 // tokens agree with the model's reference fixtures (onnxruntime, native).
 //
-//   node run.mjs [--model tiny-llama|smollm2-135m-instruct]... [--decode 32] [--eps webgpu,wasm]
+//   node run.mjs [--model tiny-llama|smollm2-135m-instruct]... [--decode 32] [--eps webgpu,wasm,engine-web]
 //                [--timeout SECONDS per run, 600]
 //
 // Serves this page, onnxruntime-web's files and the repository's models/
@@ -21,7 +23,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
 
 function parseArgs(argv) {
-  const args = { models: [], decode: 32, timeout: 600, eps: ['webgpu', 'wasm'], chromium: process.env.CHROMIUM ?? '/usr/bin/chromium' };
+  const args = { models: [], decode: 32, timeout: 600, eps: ['webgpu', 'wasm', 'engine-web'], chromium: process.env.CHROMIUM ?? '/usr/bin/chromium' };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
       if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -47,6 +49,8 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/ja
 function resolve(urlPath) {
   const roots = [
     ['/ort/', path.join(here, 'node_modules/onnxruntime-web/dist')],
+    // frontend/engine_web/build.sh builds it.
+    ['/engine_web/', path.join(repo, 'frontend/engine_web/pkg')],
     ['/models/', path.join(repo, 'models')],
     ['/', path.join(here, 'page')],
   ];
@@ -135,7 +139,10 @@ async function main() {
       page.on('console', (m) => { if (m.type() === 'error') console.error(`[page] ${m.text()}`); });
       page.on('crash', () => console.error('[page] the renderer crashed'));
       await page.goto(url);
-      await page.waitForFunction(() => typeof window.ortBench === 'function');
+      await page.waitForFunction(
+        (engine) => typeof window.ortBench === 'function' && (!engine || typeof window.engineBench === 'function'),
+        args.eps.includes('engine-web'),
+      );
       return page;
     };
     const first = await open();
@@ -151,7 +158,9 @@ async function main() {
             timer = setTimeout(() => fail(new Error(`no result within ${args.timeout} s`)), args.timeout * 1000);
           });
           const r = await Promise.race([
-            page.evaluate((a) => window.ortBench(a), { ...c, ep, decode: args.decode }),
+            ep === 'engine-web'
+              ? page.evaluate((a) => window.engineBench(a), { name: c.name, ids: c.ids, decode: args.decode })
+              : page.evaluate((a) => window.ortBench(a), { ...c, ep, decode: args.decode }),
             timeout,
           ]);
           results.push({ model: c.name, ...r, agree: agreement(r.tokens, c.reference) });
@@ -168,7 +177,7 @@ async function main() {
     server.close();
     fs.rmSync(profile, { recursive: true, force: true });
   }
-  console.log('\n| model | onnxruntime-web EP | prefill tok/s | decode tok/s | load s | greedy tokens = fixtures |');
+  console.log('\n| model | runtime | prefill tok/s | decode tok/s | load s | greedy tokens = fixtures |');
   console.log('|---|---|---|---|---|---|');
   for (const r of results) {
     if (r.error) {
@@ -178,7 +187,8 @@ async function main() {
     const rate = (tokens, ms) => Number((tokens / (ms / 1000)).toPrecision(3));
     const pre = rate(r.prefillTokens, r.prefillMs);
     const dec = rate(r.decodeTokens, r.decodeMs);
-    console.log(`| ${r.model} | ${r.ep}${r.ep === 'wasm' ? ` (${r.threads} threads)` : ''} | ${pre} | ${dec} | ${(r.loadMs / 1000).toFixed(1)} | ${r.agree} |`);
+    const runtime = r.ep === 'engine-web' ? 'engine_web (tract, wasm32 + SIMD, 1 thread)' : `onnxruntime-web ${r.ep}${r.ep === 'wasm' ? ` (${r.threads} threads)` : ''}`;
+    console.log(`| ${r.model} | ${runtime} | ${pre} | ${dec} | ${(r.loadMs / 1000).toFixed(1)} | ${r.agree} |`);
   }
   for (const r of results) console.log(JSON.stringify({ ...r, tokens: undefined }));
   if (results.some((r) => r.error)) process.exitCode = 1;

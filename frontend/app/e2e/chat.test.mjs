@@ -7,7 +7,8 @@
 //   E2E_ICLLM       the icllm binary; E2E_IDENTITY the controller's PEM,
 //   E2E_TASK_MANAGER the task manager's id
 //   E2E_EXPECTED    file holding `icllm generate`'s greedy answer to E2E_MESSAGE
-//   E2E_LOCAL_BUILT 1 when the app was built with frontend/gpu/pkg, else 0
+//   E2E_LOCAL_BUILT 1 when the app was built with a local backend package
+//                   (frontend/engine_web/pkg or frontend/gpu/pkg), else 0
 //   E2E_MESSAGE, E2E_MAX_NEW_TOKENS, E2E_MODEL_DIR, E2E_SCREENSHOTS, CHROMIUM
 
 import { test, before, after } from 'node:test';
@@ -32,7 +33,7 @@ const expected = readFileSync(env('E2E_EXPECTED'), 'utf8');
 const modelDir = env('E2E_MODEL_DIR');
 const shots = env('E2E_SCREENSHOTS');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-// Whether frontend/gpu/pkg was there when the app was built (run.sh says).
+// Whether a local backend package was there when the app was built (run.sh says).
 const localBuilt = env('E2E_LOCAL_BUILT') === '1';
 const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8'));
 const model = manifest.name;
@@ -160,7 +161,7 @@ test('"Run on this device" is offered exactly when the build has the local backe
     assert.equal(await page.isDisabled('#local-mode'), true);
     assert.equal(
       await page.textContent('#local-note'),
-      'Running on this device is not available in this build: the app was built without the local backend (frontend/gpu/pkg).',
+      'Running on this device is not available in this build: the app was built without a local backend (frontend/engine_web/pkg for the CPU, frontend/gpu/pkg for WebGPU).',
     );
     await page.screenshot({ path: join(shots, '4-local-mode-unavailable.png') });
   }

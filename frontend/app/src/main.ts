@@ -226,15 +226,24 @@ async function chatOnDevice(tm: TaskManager, model: string, s: Settings, reply: 
   const text = reply.querySelector<HTMLElement>('.text')!;
   if (!state.local) state.local = await createLocalBackend();
   const local = state.local;
+  ui.localMode.dataset.backend = local.backendName;
   if (state.localModel !== model) {
     ui.localProgress.hidden = false;
-    await local.loadModel(taskManagerChunks(tm, model), (p) => {
-      ui.localProgressBar.max = Math.max(1, p.totalBytes);
-      ui.localProgressBar.value = p.loadedBytes;
-      ui.localProgressText.textContent = `${p.phase}: ${(p.loadedBytes / 2 ** 20).toFixed(1)} of ${(p.totalBytes / 2 ** 20).toFixed(1)} MiB`;
-    });
+    try {
+      await local.loadModel(taskManagerChunks(tm, model), (p) => {
+        ui.localProgressBar.max = Math.max(1, p.totalBytes);
+        ui.localProgressBar.value = p.loadedBytes;
+        ui.localProgressText.textContent = `${p.phase}: ${(p.loadedBytes / 2 ** 20).toFixed(1)} of ${(p.totalBytes / 2 ** 20).toFixed(1)} MiB`;
+        // The weights could not be saved here (full quota): say so, plainly.
+        if (p.notice) {
+          ui.localNote.textContent = p.notice;
+          ui.localNote.dataset.notice = 'true';
+        }
+      });
+    } finally {
+      ui.localProgress.hidden = true;
+    }
     state.localModel = model;
-    ui.localProgress.hidden = true;
   }
   const abort = new AbortController();
   state.localAbort = abort;

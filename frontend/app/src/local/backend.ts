@@ -2,14 +2,14 @@
 // this device (WebGPU, or the CPU when there is none), its weights fetched
 // chunk by chunk from the task manager.
 //
-// `frontend/gpu` (Rust → wasm-bindgen, `--target web`) provides it: its
+// Two implement it: the CPU path here (./cpu.ts, the tract engine of
+// `frontend/engine_web` in a Web Worker), and the WebGPU path, whose
 // package, built to `frontend/gpu/pkg/`, must export
 //
 //   default(): Promise<unknown>            wasm-bindgen's init (loads the .wasm)
 //   createLocalBackend(): Promise<LocalBackend>
 //
-// and the app finds it at build time (see ./index.ts). Nothing here
-// generates text itself.
+// The app finds the packages at build time (see ./index.ts).
 
 /** A model's files, as the task manager serves them to anyone registered. */
 export interface ChunkSource {
@@ -29,6 +29,8 @@ export interface LoadProgress {
   totalBytes: number;
   /** What is being done, in words ("stage 0, chunk 3 of 12", "from the cache"). */
   phase: string;
+  /** Set when the weights cannot be saved on this device (full quota), in words. */
+  notice?: string;
 }
 
 /** Sampling, as the canisters take it (temperature 0: greedy). */
@@ -52,11 +54,13 @@ export interface LocalGeneration {
   generatedTokens: number;
   /** Decode speed, generated tokens per second. */
   tokensPerSecond: number;
-  finishReason: 'eos' | 'max-new-tokens' | 'context-full' | 'cancelled';
+  /** Prompt tokens per second of the first step (the prompt and the first token). */
+  prefillTokensPerSecond?: number;
+  finishReason: 'eos' | 'max-new-tokens' | 'context-full' | 'stop-sequence' | 'cancelled';
 }
 
 export interface LocalBackend {
-  /** Which backend runs: "WebGPU" or "CPU (wasm32 + SIMD)". */
+  /** Which backend runs: "WebGPU" or "CPU (wasm)". */
   readonly backendName: string;
   /** Downloads (or finds in the cache), verifies and loads the model. */
   loadModel(source: ChunkSource, onProgress: (p: LoadProgress) => void): Promise<void>;

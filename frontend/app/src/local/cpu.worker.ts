@@ -1,0 +1,145 @@
+// The CPU path's Web Worker: the tract engine (frontend/engine_web, wasm32
+// with SIMD) off the page's thread. It assembles the model from the pieces
+// the page sends (each stage chunk checked again against the manifest by
+// the engine), loads it, and generates a token per step, yielding to its
+// event loop between tokens so that a `cancel` can arrive.
+
+import type { FromWorker, ToWorker, EngineWebModule, EngineWebModel } from './protocol';
+import type { LocalGeneration } from './backend';
+
+const modules = import.meta.glob<EngineWebModule>('../../../engine_web/pkg/engine_web.js', { eager: true });
+const wasmUrls = import.meta.glob<string>('../../../engine_web/pkg/engine_web_bg.wasm', {
+  eager: true,
+  query: '?url',
+  import: 'default',
+});
+
+interface WorkerScope {
+  postMessage(message: FromWorker, transfer?: Transferable[]): void;
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+}
+const scope = self as unknown as WorkerScope;
+const post = (m: FromWorker) => scope.postMessage(m);
+
+let engine: EngineWebModule | null = null;
+async function loadEngine(): Promise<EngineWebModule> {
+  if (engine) return engine;
+  const module = Object.values(modules)[0];
+  const wasm = Object.values(wasmUrls)[0];
+  if (!module || !wasm) throw new Error('This build has no CPU engine (frontend/engine_web/pkg).');
+  await module.default({ module_or_path: wasm });
+  engine = module;
+  return module;
+}
+
+let loader: InstanceType<EngineWebModule['WebModelLoader']> | null = null;
+/** The first error of the model being loaded (later pieces are ignored). */
+let loadError: string | null = null;
+let model: EngineWebModel | null = null;
+const cancelled = new Set<number>();
+/** Messages handled one at a time, in order (loading the engine is async). */
+let queue: Promise<void> = Promise.resolve();
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Lets queued messages (a cancel) run: a macrotask without timer clamping. */
+function yieldToEvents(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(null);
+  });
+}
+
+async function generate(id: number, m: Extract<ToWorker, { type: 'generate' }>): Promise<void> {
+  if (!model) throw new Error('No model is loaded.');
+  const s = m.settings;
+  const run = model.start(JSON.stringify(m.messages), s.maxNewTokens, s.temperature, s.topP, s.seed);
+  try {
+    const started = performance.now();
+    let firstAt = started;
+    for (;;) {
+      if (cancelled.has(id)) run.cancel();
+      const piece = run.step();
+      if (piece === undefined) break;
+      if (run.generatedTokens === 1) firstAt = performance.now();
+      if (piece !== '') post({ type: 'token', id, text: piece });
+      await yieldToEvents();
+    }
+    const ended = performance.now();
+    const generated = run.generatedTokens;
+    // Decode speed: the tokens after the first (which came with the prompt).
+    const decodeSeconds = (ended - firstAt) / 1000;
+    const tokensPerSecond =
+      generated > 1 && decodeSeconds > 0 ? (generated - 1) / decodeSeconds : generated / Math.max(1e-9, (ended - started) / 1000);
+    const prefillSeconds = (firstAt - started) / 1000;
+    const result: LocalGeneration = {
+      text: run.text,
+      promptTokens: run.promptTokens,
+      generatedTokens: generated,
+      tokensPerSecond,
+      prefillTokensPerSecond: generated > 0 && prefillSeconds > 0 ? run.promptTokens / prefillSeconds : 0,
+      finishReason: (run.finishReason ?? 'cancelled') as LocalGeneration['finishReason'],
+    };
+    post({ type: 'done', id, result });
+  } finally {
+    run.free();
+    cancelled.delete(id);
+  }
+}
+
+async function handle(m: ToWorker): Promise<void> {
+  switch (m.type) {
+    case 'load': {
+      const e = await loadEngine();
+      loader?.free();
+      model?.free();
+      model = null;
+      loadError = null;
+      loader = new e.WebModelLoader(m.manifest);
+      return;
+    }
+    case 'tokenizer-chunk':
+    case 'stage-chunk': {
+      if (loadError || !loader) return;
+      try {
+        if (m.type === 'tokenizer-chunk') loader.addTokenizerChunk(m.index, m.bytes);
+        else loader.addStageChunk(m.stage, m.index, m.bytes);
+      } catch (err) {
+        loadError = message(err);
+      }
+      return;
+    }
+    case 'finish': {
+      if (loadError || !loader) throw new Error(loadError ?? 'No model is being loaded.');
+      post({ type: 'progress', phase: 'loading the model into the engine (tract)' });
+      const l = loader;
+      loader = null;
+      try {
+        model = l.finish();
+      } finally {
+        l.free();
+      }
+      post({ type: 'loaded', name: model.name });
+      return;
+    }
+    case 'generate':
+      return generate(m.id, m);
+    case 'cancel':
+      return;
+  }
+}
+
+scope.onmessage = (event) => {
+  const m = event.data;
+  // A cancel must not wait behind the generation it stops.
+  if (m.type === 'cancel') {
+    cancelled.add(m.id);
+    return;
+  }
+  queue = queue.then(() =>
+    handle(m).catch((err) => post({ type: 'error', id: m.type === 'generate' ? m.id : null, message: message(err) })),
+  );
+};
