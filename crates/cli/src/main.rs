@@ -5,6 +5,8 @@
 //!   to the terminal as they are produced.
 //! * `chat` — a conversation, from the terminal or from `--message` flags.
 //! * `inspect` — prints a model directory's manifest and verifies every hash.
+//! * `quantize` — a model's stages with 8-bit weights, as a new model
+//!   directory.
 //! * `bench` — native prefill and decode tokens/s of the engine against
 //!   onnxruntime on the same ONNX and prompts, and peak memory.
 //!
@@ -33,6 +35,7 @@ mod inspect;
 mod network;
 mod options;
 mod progress;
+mod quantize;
 mod replica;
 mod run;
 mod serve;
@@ -73,6 +76,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Measure prefill and decode tokens/s against onnxruntime.
     Bench(bench::BenchArgs),
+    /// Write a model's stages with 8-bit weights (q8) into a new model directory.
+    Quantize(quantize::QuantizeArgs),
     /// Chat through the canisters: local replica, task manager, workers.
     ReplicaChat(replica::ChatArgs),
     /// Measure the canisters: instructions per token, load, upload, cycles.
@@ -118,6 +123,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Chat(args) => network::chat(net, args),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Quantize(args) => quantize::quantize(args),
         Command::ReplicaChat(_) | Command::ReplicaBench(_) if !local => bail!(
             "replica-chat and replica-bench run the embedded replica (`--network local`); on a \
              network, use upload, deploy and chat"

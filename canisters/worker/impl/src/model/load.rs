@@ -278,8 +278,9 @@ pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
                 .map_err(|e| WorkerError::InvalidAssignment {
                     reason: e.to_string(),
                 })?;
+            // A q8 stage keeps these bytes as its weights: no copy.
             build.current =
-                Some(StageLoader::new(meta, &build.manifest.config, &bytes).map_err(engine)?);
+                Some(StageLoader::from_vec(meta, &build.manifest.config, bytes).map_err(engine)?);
         }
         Some(loader) => {
             if loader.advance().map_err(engine)? {
