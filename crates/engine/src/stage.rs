@@ -399,37 +399,12 @@ impl TractStage {
                 found: input.start_position,
             });
         }
-        match &input.data {
-            StageData::Tokens(tokens) => {
-                if tokens.is_empty() {
-                    return Err(Error::EmptyPrompt);
-                }
-                if let Some(&token) = tokens.iter().find(|&&t| t as usize >= self.vocab_size) {
-                    return Err(Error::TokenOutOfRange {
-                        token,
-                        vocab_size: self.vocab_size,
-                    });
-                }
-            }
-            StageData::Hidden(h) => {
-                if h.seq_len == 0
-                    || h.hidden_size != self.hidden_size
-                    || h.values.len() != h.seq_len * h.hidden_size
-                {
-                    return Err(Error::ShapeMismatch {
-                        what: format!("hidden states for stage {}", self.meta.index),
-                        expected: format!("seq_len >= 1 × hidden_size {}", self.hidden_size),
-                        found: format!(
-                            "seq_len {} × hidden_size {} with {} values",
-                            h.seq_len,
-                            h.hidden_size,
-                            h.values.len()
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(())
+        check_stage_data(
+            &input.data,
+            self.meta.index,
+            self.hidden_size,
+            self.vocab_size,
+        )
     }
 
     fn wrong_data(&self, expected: &str) -> Error {
@@ -856,4 +831,46 @@ fn check_shape(what: &str, expected: &[usize], value: &TValue) -> Result<()> {
             found: format!("{:?} {:?}", value.datum_type(), value.shape()),
         })
     }
+}
+
+/// The checks every stage implementation makes of its input data: token ids
+/// present and inside the vocabulary, hidden states non-empty, `hidden`
+/// wide and as long as they say.
+pub(crate) fn check_stage_data(
+    data: &StageData,
+    stage_index: usize,
+    hidden: usize,
+    vocab: usize,
+) -> Result<()> {
+    match data {
+        StageData::Tokens(tokens) => {
+            if tokens.is_empty() {
+                return Err(Error::EmptyPrompt);
+            }
+            if let Some(&token) = tokens.iter().find(|&&t| t as usize >= vocab) {
+                return Err(Error::TokenOutOfRange {
+                    token,
+                    vocab_size: vocab,
+                });
+            }
+        }
+        StageData::Hidden(h) => {
+            if h.seq_len == 0
+                || h.hidden_size != hidden
+                || h.values.len() != h.seq_len * h.hidden_size
+            {
+                return Err(Error::ShapeMismatch {
+                    what: format!("hidden states for stage {stage_index}"),
+                    expected: format!("seq_len >= 1 × hidden_size {hidden}"),
+                    found: format!(
+                        "seq_len {} × hidden_size {} with {} values",
+                        h.seq_len,
+                        h.hidden_size,
+                        h.values.len()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }

@@ -24,7 +24,7 @@ use super::kernels::{self, quantize_blocks, BLOCK};
 use super::weights::{F32Tensor, LmHead, StageWeights};
 use crate::error::{Error, Result};
 use crate::manifest::{ModelConfig, StageMeta};
-use crate::stage::{HiddenStates, Logits, StageData, StageInput, StageOutput};
+use crate::stage::{check_stage_data, HiddenStates, Logits, StageData, StageInput, StageOutput};
 
 /// How a [`LlamaStage`] stores its matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -673,50 +673,16 @@ impl LlamaStage {
                 found: input.start_position,
             });
         }
-        match &input.data {
-            StageData::Tokens(tokens) => {
-                if self.embed_tokens.is_none() || !self.meta.is_first() {
-                    return Err(Error::ShapeMismatch {
-                        what: format!("input of stage {}", self.meta.index),
-                        expected: "hidden states".into(),
-                        found: "token ids".into(),
-                    });
-                }
-                if tokens.is_empty() {
-                    return Err(Error::EmptyPrompt);
-                }
-                if let Some(&token) = tokens.iter().find(|&&t| t as usize >= d.vocab) {
-                    return Err(Error::TokenOutOfRange {
-                        token,
-                        vocab_size: d.vocab,
-                    });
-                }
-            }
-            StageData::Hidden(h) => {
-                if self.meta.is_first() {
-                    return Err(Error::ShapeMismatch {
-                        what: format!("input of stage {}", self.meta.index),
-                        expected: "token ids".into(),
-                        found: "hidden states".into(),
-                    });
-                }
-                if h.seq_len == 0
-                    || h.hidden_size != d.hidden
-                    || h.values.len() != h.seq_len * h.hidden_size
-                {
-                    return Err(Error::ShapeMismatch {
-                        what: format!("hidden states for stage {}", self.meta.index),
-                        expected: format!("seq_len >= 1 × hidden_size {}", d.hidden),
-                        found: format!(
-                            "seq_len {} × hidden_size {} with {} values",
-                            h.seq_len,
-                            h.hidden_size,
-                            h.values.len()
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(())
+        let is_first = self.embed_tokens.is_some() && self.meta.is_first();
+        let (expected, found) = match &input.data {
+            StageData::Tokens(_) if !is_first => ("hidden states", "token ids"),
+            StageData::Hidden(_) if self.meta.is_first() => ("token ids", "hidden states"),
+            _ => return check_stage_data(&input.data, self.meta.index, d.hidden, d.vocab),
+        };
+        Err(Error::ShapeMismatch {
+            what: format!("input of stage {}", self.meta.index),
+            expected: expected.into(),
+            found: found.into(),
+        })
     }
 }
