@@ -42,6 +42,34 @@ fn canister_wasm(name: &str) -> PathBuf {
     path
 }
 
+/// `icllm --network URL [--identity PEM] install-task-manager ARGS…`,
+/// parsed as a user types it.
+fn install_task_manager(
+    url: &str,
+    identity: Option<&Path>,
+    args: &[&str],
+) -> Result<candid::Principal> {
+    let mut argv = vec!["icllm", "--network", url];
+    if let Some(pem) = identity {
+        argv.extend(["--identity", pem.to_str().unwrap()]);
+    }
+    argv.push("install-task-manager");
+    argv.extend(args);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let Command::InstallTaskManager(args) = cli.command else {
+        unreachable!("parsed as install-task-manager")
+    };
+    network::install_task_manager(&cli.network, args)
+}
+
+/// `icllm --network URL --canister CANISTER --identity PEM ARGS…`.
+fn icllm_as(url: &str, canister: &str, pem: &Path, args: &[&str]) -> Result<()> {
+    let mut argv = vec!["icllm", "--network", url, "--canister", canister];
+    argv.extend(["--identity", pem.to_str().unwrap()]);
+    argv.extend(args);
+    run(Cli::try_parse_from(argv).unwrap())
+}
+
 /// The commands as a user types them, against the served replica:
 /// upload-worker, spawn-workers, upload, deploy, chat (which registers
 /// the user) and jobs, with identities from icp-cli PEMs and the task
@@ -56,32 +84,21 @@ fn the_network_commands_deploy_and_chat_over_http() {
     let url = server.url();
     // The task manager, created with cycles and installed by the admin.
     let task_manager_wasm = canister_wasm("task_manager");
-    let install = Cli::try_parse_from([
-        "icllm",
-        "--network",
+    let tm_id = install_task_manager(
         &url,
-        "--identity",
-        admin_pem.to_str().unwrap(),
-        "install-task-manager",
-        "--wasm",
-        task_manager_wasm.to_str().unwrap(),
-        "--user-tokens",
-        "100000",
-        "--refill-per-sec",
-        "100",
-    ])
+        Some(&admin_pem),
+        &[
+            "--wasm",
+            task_manager_wasm.to_str().unwrap(),
+            "--user-tokens",
+            "100000",
+            "--refill-per-sec",
+            "100",
+        ],
+    )
     .unwrap();
-    let Command::InstallTaskManager(args) = install.command else {
-        unreachable!("parsed as install-task-manager")
-    };
-    let tm_id = network::install_task_manager(&install.network, args).unwrap();
     // Without an identity, nobody would control it.
-    let anonymous =
-        Cli::try_parse_from(["icllm", "--network", &url, "install-task-manager"]).unwrap();
-    let Command::InstallTaskManager(args) = anonymous.command else {
-        unreachable!("parsed as install-task-manager")
-    };
-    let err = network::install_task_manager(&anonymous.network, args).unwrap_err();
+    let err = install_task_manager(&url, None, &[]).unwrap_err();
     assert!(err.to_string().contains("--identity"), "{err:#}");
     let network: client::Network = url.parse().unwrap();
     let admin = client::identity::from_pem_file(&admin_pem).unwrap();
@@ -89,13 +106,7 @@ fn the_network_commands_deploy_and_chat_over_http() {
     let worker = canister_wasm("worker");
     let canister = format!("task_manager={tm_id}");
     let model = workspace().join("models/tiny-llama");
-    let icllm = |pem: &Path, args: &[&str]| {
-        let mut argv = vec!["icllm", "--network", &url, "--canister", &canister];
-        let pem = pem.to_str().unwrap();
-        argv.extend(["--identity", pem]);
-        argv.extend(args);
-        run(Cli::try_parse_from(argv).unwrap())
-    };
+    let icllm = |pem: &Path, args: &[&str]| icllm_as(&url, &canister, pem, args);
     let model_dir = model.to_str().unwrap();
     let worker_path = worker.to_str().unwrap();
     icllm(&admin_pem, &["upload-worker", "--wasm", worker_path]).unwrap();
@@ -256,28 +267,10 @@ fn smollm2_answers_paris_through_the_served_replica() {
         .expect("the server starts");
     let url = server.url();
     let task_manager_wasm = canister_wasm("task_manager");
-    let install = Cli::try_parse_from([
-        "icllm",
-        "--network",
-        &url,
-        "--identity",
-        admin_pem.to_str().unwrap(),
-        "install-task-manager",
-        "--wasm",
-        task_manager_wasm.to_str().unwrap(),
-    ])
-    .unwrap();
-    let Command::InstallTaskManager(args) = install.command else {
-        unreachable!("parsed as install-task-manager")
-    };
-    let tm_id = network::install_task_manager(&install.network, args).unwrap();
+    let wasm = task_manager_wasm.to_str().unwrap();
+    let tm_id = install_task_manager(&url, Some(&admin_pem), &["--wasm", wasm]).unwrap();
     let canister = format!("task_manager={tm_id}");
-    let icllm = |pem: &Path, args: &[&str]| {
-        let mut argv = vec!["icllm", "--network", &url, "--canister", &canister];
-        argv.extend(["--identity", pem.to_str().unwrap()]);
-        argv.extend(args);
-        run(Cli::try_parse_from(argv).unwrap())
-    };
+    let icllm = |pem: &Path, args: &[&str]| icllm_as(&url, &canister, pem, args);
     let worker = canister_wasm("worker");
     let model_dir = model.to_str().unwrap();
     icllm(
