@@ -38,24 +38,28 @@ WASM_OPT_FEATURES=(--enable-simd --enable-bulk-memory --enable-sign-ext
 build() {
   local c=$1 profile=$2 did=$3 opt=${4:-}
   cargo build --target wasm32-unknown-unknown --profile "$profile" -p "$c"
-  mkdir -p "$OUT"
   local module="$TARGET/wasm32-unknown-unknown/$profile/$c.wasm"
+  # Intermediate files carry this process's id and the module appears by
+  # rename, so that a reader never sees half a module.
+  local tmp="$OUT/.$c.$$"
   if [ "$opt" = wasm-opt ]; then
     if ! command -v wasm-opt >/dev/null; then
       echo "build_canisters.sh: wasm-opt (binaryen) is missing; scripts/setup.sh installs it" >&2
       exit 1
     fi
-    wasm-opt -Oz "${WASM_OPT_FEATURES[@]}" "$module" -o "$OUT/$c.opt.wasm"
-    module="$OUT/$c.opt.wasm"
+    wasm-opt -Oz "${WASM_OPT_FEATURES[@]}" "$module" -o "$tmp.opt.wasm"
+    module="$tmp.opt.wasm"
   fi
-  "$PY" scripts/wasm_metadata.py "$module" "$OUT/$c.wasm" \
+  "$PY" scripts/wasm_metadata.py "$module" "$tmp.wasm" \
     --public "candid:service=$did"
-  rm -f "$OUT/$c.opt.wasm"
-  "$PY" scripts/wasm_code_section.py "$OUT/$c.wasm" --max-bytes "$MAX_CODE_SECTION"
+  rm -f "$tmp.opt.wasm"
+  "$PY" scripts/wasm_code_section.py "$tmp.wasm" --max-bytes "$MAX_CODE_SECTION"
+  mv -f "$tmp.wasm" "$OUT/$c.wasm"
   echo "$OUT/$c.wasm $(stat -c %s "$OUT/$c.wasm") bytes"
   if [ "$(realpath -m "$OUT")" != "$(realpath -m "$PROJECT_OUT")" ]; then
     mkdir -p "$PROJECT_OUT"
-    cp "$OUT/$c.wasm" "$PROJECT_OUT/$c.wasm"
+    cp "$OUT/$c.wasm" "$PROJECT_OUT/.$c.$$.wasm"
+    mv -f "$PROJECT_OUT/.$c.$$.wasm" "$PROJECT_OUT/$c.wasm"
     echo "copied to $PROJECT_OUT/$c.wasm"
   fi
 }
@@ -85,6 +89,11 @@ for c in "${names[@]}"; do
     exit 2
   fi
 done
+# One build at a time per target directory (tests build in parallel).
+mkdir -p "$OUT"
+exec 9>"$OUT/.build.lock"
+flock 9
+trap 'rm -f "$OUT"/.*.$$.wasm "$OUT"/.*.$$.opt.wasm' EXIT
 for c in "${names[@]}"; do
   "build_$c"
 done

@@ -5,11 +5,6 @@
 //! [`local_replica`]; they build the canisters themselves with
 //! `scripts/build_canisters.sh <name>` (a quick no-op when up to date).
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
-
 use candid::{CandidType, Deserialize, Principal};
 use local_replica::LocalReplica;
 use serde_bytes::ByteBuf;
@@ -26,52 +21,16 @@ pub mod test_canisters;
 /// The canisters this repository ships.
 pub const CANISTERS: [&str; 3] = ["task_manager", "worker", "example_caller"];
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+pub use suite::shipped::{target_dir, workspace};
 
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_relative() {
-                workspace().join(p)
-            } else {
-                p
-            }
-        })
-        .unwrap_or_else(|| workspace().join("target"))
-}
-
-/// The wasm of one of [`CANISTERS`] as it ships: built once per test run
-/// by `scripts/build_canisters.sh <name>` (canister profile, candid
-/// metadata), only the canisters a test asks for.
+/// The wasm of one of [`CANISTERS`] as it ships (canister profile, candid
+/// metadata), built once per test run, only the canisters a test asks for.
 pub fn wasm(name: &str) -> Vec<u8> {
-    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     assert!(
         CANISTERS.contains(&name),
         "{name} is not one of {CANISTERS:?}"
     );
-    {
-        // Held during the build: cargo would serialise the builds anyway.
-        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-        if !built.contains(name) {
-            let status = Command::new("bash")
-                .arg(workspace().join("scripts/build_canisters.sh"))
-                .arg(name)
-                .current_dir(workspace())
-                .env("CARGO_TARGET_DIR", target_dir())
-                // As shipped, not as dfx would build it for one deployment
-                // (the example caller would take the id as its default).
-                .env_remove("CANISTER_ID_TASK_MANAGER")
-                .status()
-                .expect("running scripts/build_canisters.sh");
-            assert!(status.success(), "scripts/build_canisters.sh {name} failed");
-            built.insert(name.to_string());
-        }
-    }
-    let path = target_dir().join("canisters").join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    suite::shipped::wasm(name)
 }
 
 /// A principal for tests: `n` distinguishes users.

@@ -11,36 +11,7 @@ use task_manager_api::JobStatus;
 
 use super::*;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `$CARGO_TARGET_DIR/canisters/<name>.wasm`, built by
-/// `scripts/build_canisters.sh` when absent.
-fn canister_wasm(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_relative() {
-                workspace().join(p)
-            } else {
-                p
-            }
-        })
-        .unwrap_or_else(|| workspace().join("target"));
-    let path = target.join("canisters").join(format!("{name}.wasm"));
-    if !path.is_file() {
-        let status = std::process::Command::new("bash")
-            .arg(workspace().join("scripts/build_canisters.sh"))
-            .arg(name)
-            .current_dir(workspace())
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("running scripts/build_canisters.sh");
-        assert!(status.success(), "scripts/build_canisters.sh {name} failed");
-    }
-    path
-}
+use suite::shipped::{wasm_path as canister_wasm, workspace};
 
 /// `icllm --network URL [--identity PEM] install-task-manager ARGS…`,
 /// parsed as a user types it.

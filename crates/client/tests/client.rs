@@ -260,34 +260,6 @@ fn a_missing_id_names_what_was_tried() {
     std::fs::remove_dir_all(root).unwrap();
 }
 
-/// `$CARGO_TARGET_DIR/canisters/<name>.wasm`, built by
-/// `scripts/build_canisters.sh` (run here when the module is absent).
-fn canister_wasm(name: &str) -> Vec<u8> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_relative() {
-                workspace.join(p)
-            } else {
-                p
-            }
-        })
-        .unwrap_or_else(|| workspace.join("target"));
-    let path = target.join("canisters").join(format!("{name}.wasm"));
-    if !path.is_file() {
-        let status = std::process::Command::new("bash")
-            .arg(workspace.join("scripts/build_canisters.sh"))
-            .arg(name)
-            .current_dir(&workspace)
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .expect("running scripts/build_canisters.sh");
-        assert!(status.success(), "scripts/build_canisters.sh {name} failed");
-    }
-    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
 /// The whole path a user takes, over HTTP with ic-agent against the served
 /// local replica: the task manager installed through the management
 /// canister, the worker module uploaded and a worker spawned, the tiny
@@ -303,8 +275,8 @@ fn upload_deploy_and_chat_through_the_served_replica() {
         Sampling,
     };
 
-    let task_manager_wasm = canister_wasm("task_manager");
-    let worker_wasm = canister_wasm("worker");
+    let task_manager_wasm = suite::shipped::wasm("task_manager");
+    let worker_wasm = suite::shipped::wasm("worker");
     let server = replica_http::server::serve(replica_http::server::ServeConfig::default())
         .expect("the server starts");
     let network: Network = server.url().parse().unwrap();

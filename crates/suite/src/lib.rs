@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod shipped;
 pub mod task_manager;
 pub mod transport;
 pub mod upload;
