@@ -750,6 +750,7 @@ impl LocalReplica {
             })),
             "raw_rand" => done(self.next_random().and_then(|bytes| {
                 self.random_answers.push((sender, bytes.clone()));
+                crate::replica::trim_history(&mut self.random_answers, self.history_limit);
                 encode(&serde_bytes::ByteBuf::from(bytes))
             })),
             other => done(Err(Reject::new(

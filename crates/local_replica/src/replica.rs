@@ -69,6 +69,13 @@ pub struct Config {
     /// their mainnet ids (what icp-cli needs to create canisters; see
     /// [`crate::system`]). `None` (the default): neither exists.
     pub system_canisters: Option<SystemCanistersConfig>,
+    /// How many of the newest execution records, log lines and `raw_rand`
+    /// answers are kept for inspection ([`LocalReplica::executions`],
+    /// [`LocalReplica::logs`], [`LocalReplica::raw_rand_answers`]). `None`
+    /// (the default, for tests and benchmarks): all of them. A served
+    /// replica that runs for days sets a limit, or its memory grows with
+    /// every message.
+    pub history_limit: Option<usize>,
 }
 
 impl Default for Config {
@@ -83,6 +90,17 @@ impl Default for Config {
             fees: FeeSchedule::default(),
             root_key: None,
             system_canisters: None,
+            history_limit: None,
+        }
+    }
+}
+
+/// Keeps the newest `limit` entries of `v`. Trimming waits until `v` holds
+/// twice the limit, so that each push costs O(1) amortised.
+pub(crate) fn trim_history<T>(v: &mut Vec<T>, limit: Option<usize>) {
+    if let Some(limit) = limit {
+        if v.len() > limit.saturating_mul(2).max(1) {
+            v.drain(..v.len() - limit);
         }
     }
 }
@@ -254,6 +272,8 @@ pub struct LocalReplica {
     checkpoints: persist::Tracker,
     /// The system canisters' state, when they exist.
     pub(crate) system: Option<SystemState>,
+    /// [`Config::history_limit`].
+    pub(crate) history_limit: Option<usize>,
 }
 
 impl LocalReplica {
@@ -308,6 +328,7 @@ impl LocalReplica {
                 }
                 state
             }),
+            history_limit: config.history_limit,
         })
     }
 
@@ -503,6 +524,7 @@ impl LocalReplica {
             trap,
             wall,
         });
+        trim_history(&mut self.records, self.history_limit);
     }
 
     fn push_logs(&mut self, canister: Principal, logs: Vec<String>, trap: Option<&str>) {
@@ -522,6 +544,7 @@ impl LocalReplica {
                 message: format!("[TRAP]: {t}"),
             });
         }
+        trim_history(&mut self.logs, self.history_limit);
     }
 
     /// Runs `entry` in the installed canister `id` and commits or rolls

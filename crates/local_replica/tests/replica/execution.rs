@@ -432,3 +432,38 @@ fn system_api_availability_and_bounds_are_enforced() {
         "unreachable",
     );
 }
+
+/// With `history_limit` (what a served replica sets), the replica keeps the
+/// newest execution records and log lines, not every one ever made.
+#[test]
+fn history_limit_keeps_the_newest_records_and_logs() {
+    let limit = 4;
+    let mut ic = replica_with(local_replica::Config {
+        history_limit: Some(limit),
+        ..Default::default()
+    });
+    let id = counter(&mut ic);
+    for i in 0..20 {
+        ic.update_one::<_, ()>(id, user(), "print", &format!("line {i}"))
+            .unwrap();
+        assert!(
+            ic.executions().len() <= 2 * limit,
+            "{}",
+            ic.executions().len()
+        );
+        assert!(ic.logs(id).len() <= 2 * limit, "{}", ic.logs(id).len());
+    }
+    let logs: Vec<String> = ic.logs(id).iter().map(|l| l.message.clone()).collect();
+    assert!(logs.len() >= limit, "{logs:?}");
+    assert_eq!(logs.last().map(String::as_str), Some("line 19"));
+    let last = ic.executions().last().unwrap();
+    assert_eq!((last.canister, last.method.as_str()), (id, "print"));
+    // Without a limit, everything is kept.
+    let mut all = replica();
+    let id = counter(&mut all);
+    for i in 0..20 {
+        all.update_one::<_, ()>(id, user(), "print", &format!("line {i}"))
+            .unwrap();
+    }
+    assert_eq!(all.logs(id).len(), 20);
+}

@@ -78,6 +78,9 @@ impl Default for ServeConfig {
             state_dir: None,
             replica: local_replica::Config {
                 system_canisters: Some(local_replica::SystemCanistersConfig::default()),
+                // A server runs for days: keep what a person inspecting it
+                // needs, not every message ever executed.
+                history_limit: Some(SERVED_HISTORY),
                 ..local_replica::Config::default()
             },
             seed_cycles: Vec::new(),
@@ -86,6 +89,10 @@ impl Default for ServeConfig {
         }
     }
 }
+
+/// Execution records, log lines and `raw_rand` answers a served replica
+/// keeps (the newest ones).
+pub const SERVED_HISTORY: usize = 10_000;
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
