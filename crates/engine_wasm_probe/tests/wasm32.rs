@@ -5,6 +5,11 @@
 //! --target wasm32-unknown-unknown --release`, a no-op when it is up to date)
 //! and refuses a module that imports anything: a canister's module may only
 //! import `ic0`, and the engine needs nothing.
+//!
+//! The models here are the tiny ones. SmolLM2 on wasm32 is checked where it
+//! ships, in the worker canister (`canisters/integration_tests`, module
+//! `smollm2`: the same tokens as the native engine): running it here as
+//! well cost minutes of CI for the same proof.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -211,66 +216,5 @@ fn bad_input_is_an_error_not_a_trap_on_wasm32() {
     assert!(
         matches!(&response, Response::Err(e) if e.contains("max_new_tokens")),
         "{response:?}"
-    );
-}
-
-/// SmolLM2-135M when `scripts/prepare_smollm2.sh` has produced it; with
-/// `ENGINE_REQUIRE_SMOLLM2=1` (the test command) its absence is a failure.
-fn smollm2_present() -> bool {
-    let dir = workspace().join("models/smollm2-135m-instruct/stages-1");
-    if dir.join("manifest.json").exists() {
-        return true;
-    }
-    let required = std::env::var("ENGINE_REQUIRE_SMOLLM2").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "ENGINE_REQUIRE_SMOLLM2=1 but {} is missing: run scripts/prepare_smollm2.sh",
-        dir.display()
-    );
-    eprintln!("notice: {} is missing, skipping", dir.display());
-    false
-}
-
-/// SmolLM2 on wasm32 is slow under wasmtime with fuel (tens of billions
-/// of instructions per call, most of them the model load and the prefill),
-/// so the prompt is the short plain fixture prompt, not the chat one.
-#[test]
-fn smollm2_answers_and_samples_the_same_on_wasm32_and_native() {
-    if !smollm2_present() {
-        return;
-    }
-    let model = "smollm2-135m-instruct/stages-1";
-    let mut probe = Probe::new();
-    let plain = |params| Request {
-        prompt: "The capital of France is".into(),
-        messages: vec![],
-        params,
-    };
-
-    let framed = frames(model, &plain(SamplingParams::greedy(3)));
-    let native = run(&framed);
-    let (wasm, fuel) = probe.call(&framed);
-    assert_eq!(wasm, native);
-    let Response::Ok { text, tokens, .. } = &wasm else {
-        panic!("{wasm:?}")
-    };
-    assert!(text.contains("Paris"), "greedy answer on wasm32: {text:?}");
-    println!(
-        "SmolLM2-135M greedy on wasm32: {} tokens, {fuel} instructions including model load",
-        tokens.len()
-    );
-
-    let framed = frames(
-        model,
-        &plain(SamplingParams {
-            max_new_tokens: 8,
-            ..sampled(7)
-        }),
-    );
-    let native = run(&framed);
-    let (wasm, _) = probe.call(&framed);
-    assert_eq!(
-        wasm, native,
-        "seeded sampling differs between wasm32 and native"
     );
 }
