@@ -850,10 +850,41 @@ fn p(v: i32) -> u64 {
 }
 
 macro_rules! wrap {
-    ($linker:expr, $name:literal, $f:expr) => {
+    ($linker:expr, $name:expr, $f:expr) => {
         $linker
             .func_wrap("ic0", $name, $f)
             .map_err(|e| crate::error::Error::Engine(e.to_string()))?;
+    };
+}
+
+/// `ic0.<name>_size` and `ic0.<name>_copy` for a blob the message state
+/// holds: `$bytes` computes it from `$m` (the message state) as a
+/// `wasmtime::Result<Vec<u8>>` (`$name` is the function's name, for
+/// errors); both functions are allowed in the same contexts.
+macro_rules! blob {
+    ($linker:expr, $blob:literal, $allowed:expr, |$m:ident, $name:ident| $bytes:expr) => {
+        wrap!(
+            $linker,
+            concat!($blob, "_size"),
+            |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
+                let $name = concat!($blob, "_size");
+                let $m = enter(&mut c, $name, $allowed, 0)?;
+                let bytes: wasmtime::Result<Vec<u8>> = $bytes;
+                Ok(bytes?.len() as i32)
+            }
+        );
+        wrap!($linker, concat!($blob, "_copy"), |mut c: Ctx<'_>,
+                                                 dst: i32,
+                                                 off: i32,
+                                                 size: i32|
+         -> wasmtime::Result<
+            (),
+        > {
+            let $name = concat!($blob, "_copy");
+            let $m = enter(&mut c, $name, $allowed, p(size))?;
+            let bytes: wasmtime::Result<Vec<u8>> = $bytes;
+            copy_out(&mut c, $name, &bytes?, p(dst), p(off), p(size))
+        });
     };
 }
 
@@ -891,96 +922,22 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
             r
         }
     );
-    wrap!(
-        linker,
-        "msg_caller_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            let m = enter(&mut c, "msg_caller_size", STAR, 0)?;
-            Ok(m.caller.as_slice().len() as i32)
-        }
-    );
-    wrap!(
-        linker,
-        "msg_caller_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            let m = enter(&mut c, "msg_caller_copy", STAR, p(size))?;
-            let caller = m.caller;
-            copy_out(
-                &mut c,
-                "msg_caller_copy",
-                caller.as_slice(),
-                p(dst),
-                p(off),
-                p(size),
-            )
-        }
-    );
+    blob!(linker, "msg_caller", STAR, |m, name| Ok(m
+        .caller
+        .as_slice()
+        .to_vec()));
     // Caller info (signed attributes of the caller): none here.
-    wrap!(
+    blob!(
         linker,
-        "msg_caller_info_data_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            enter(
-                &mut c,
-                "msg_caller_info_data_size",
-                U | RQ | NRQ | CQ | RY | RT | CRY | CRT | C | CC | F,
-                0,
-            )?;
-            Ok(0)
-        }
+        "msg_caller_info_data",
+        U | RQ | NRQ | CQ | RY | RT | CRY | CRT | C | CC | F,
+        |_m, name| Ok(Vec::new())
     );
-    wrap!(
+    blob!(
         linker,
-        "msg_caller_info_data_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            enter(
-                &mut c,
-                "msg_caller_info_data_copy",
-                U | RQ | NRQ | CQ | RY | RT | CRY | CRT | C | CC | F,
-                p(size),
-            )?;
-            copy_out(
-                &mut c,
-                "msg_caller_info_data_copy",
-                &[],
-                p(dst),
-                p(off),
-                p(size),
-            )
-        }
-    );
-    wrap!(
-        linker,
-        "msg_caller_info_signer_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            enter(
-                &mut c,
-                "msg_caller_info_signer_size",
-                U | RQ | NRQ | CQ | RY | RT | CRY | CRT | C | CC | F,
-                0,
-            )?;
-            Ok(0)
-        }
-    );
-    wrap!(
-        linker,
-        "msg_caller_info_signer_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            enter(
-                &mut c,
-                "msg_caller_info_signer_copy",
-                U | RQ | NRQ | CQ | RY | RT | CRY | CRT | C | CC | F,
-                p(size),
-            )?;
-            copy_out(
-                &mut c,
-                "msg_caller_info_signer_copy",
-                &[],
-                p(dst),
-                p(off),
-                p(size),
-            )
-        }
+        "msg_caller_info_signer",
+        U | RQ | NRQ | CQ | RY | RT | CRY | CRT | C | CC | F,
+        |_m, name| Ok(Vec::new())
     );
     wrap!(
         linker,
@@ -990,30 +947,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
             Ok(m.reject.as_ref().map(|r| r.0.as_u32() as i32).unwrap_or(0))
         }
     );
-    wrap!(
-        linker,
-        "msg_reject_msg_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            let m = enter(&mut c, "msg_reject_msg_size", RT | CRT, 0)?;
-            Ok(m.reject.as_ref().map(|r| r.1.len() as i32).unwrap_or(0))
-        }
-    );
-    wrap!(
-        linker,
-        "msg_reject_msg_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            let m = enter(&mut c, "msg_reject_msg_copy", RT | CRT, p(size))?;
-            let text = m.reject.as_ref().map(|r| r.1.clone()).unwrap_or_default();
-            copy_out(
-                &mut c,
-                "msg_reject_msg_copy",
-                text.as_bytes(),
-                p(dst),
-                p(off),
-                p(size),
-            )
-        }
-    );
+    blob!(linker, "msg_reject_msg", RT | CRT, |m, name| Ok(m
+        .reject
+        .as_ref()
+        .map(|r| r.1.clone().into_bytes())
+        .unwrap_or_default()));
     wrap!(
         linker,
         "msg_deadline",
@@ -1228,30 +1166,10 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
     });
 
     // --- canister and subnet ---------------------------------------------
-    wrap!(
-        linker,
-        "canister_self_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            let m = enter(&mut c, "canister_self_size", STAR, 0)?;
-            Ok(m.canister_id.as_slice().len() as i32)
-        }
-    );
-    wrap!(
-        linker,
-        "canister_self_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            let m = enter(&mut c, "canister_self_copy", STAR, p(size))?;
-            let id = m.canister_id;
-            copy_out(
-                &mut c,
-                "canister_self_copy",
-                id.as_slice(),
-                p(dst),
-                p(off),
-                p(size),
-            )
-        }
-    );
+    blob!(linker, "canister_self", STAR, |m, name| Ok(m
+        .canister_id
+        .as_slice()
+        .to_vec()));
     wrap!(
         linker,
         "canister_status",
@@ -1268,30 +1186,10 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
             Ok(m.version as i64)
         }
     );
-    wrap!(
-        linker,
-        "subnet_self_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            let m = enter(&mut c, "subnet_self_size", STAR, 0)?;
-            Ok(m.subnet_id.as_slice().len() as i32)
-        }
-    );
-    wrap!(
-        linker,
-        "subnet_self_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            let m = enter(&mut c, "subnet_self_copy", STAR, p(size))?;
-            let id = m.subnet_id;
-            copy_out(
-                &mut c,
-                "subnet_self_copy",
-                id.as_slice(),
-                p(dst),
-                p(off),
-                p(size),
-            )
-        }
-    );
+    blob!(linker, "subnet_self", STAR, |m, name| Ok(m
+        .subnet_id
+        .as_slice()
+        .to_vec()));
     wrap!(
         linker,
         "subnet_self_node_count",
@@ -1300,30 +1198,10 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
             Ok(1)
         }
     );
-    wrap!(
-        linker,
-        "msg_method_name_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            let m = enter(&mut c, "msg_method_name_size", F, 0)?;
-            Ok(m.method_name.len() as i32)
-        }
-    );
-    wrap!(
-        linker,
-        "msg_method_name_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            let m = enter(&mut c, "msg_method_name_copy", F, p(size))?;
-            let name = m.method_name.clone();
-            copy_out(
-                &mut c,
-                "msg_method_name_copy",
-                name.as_bytes(),
-                p(dst),
-                p(off),
-                p(size),
-            )
-        }
-    );
+    blob!(linker, "msg_method_name", F, |m, name| Ok(m
+        .method_name
+        .clone()
+        .into_bytes()));
     wrap!(linker, "accept_message", |mut c: Ctx<'_>| {
         let m = enter(&mut c, "accept_message", F, 0)?;
         if m.accepted_message {
@@ -1576,27 +1454,11 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
     );
 
     // --- certified data, root key, time ------------------------------------
-    wrap!(
+    blob!(
         linker,
-        "root_key_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            let m = enter(&mut c, "root_key_size", I | G | U | RQ | RY | RT | C | T, 0)?;
-            Ok(m.root_key.len() as i32)
-        }
-    );
-    wrap!(
-        linker,
-        "root_key_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| {
-            let m = enter(
-                &mut c,
-                "root_key_copy",
-                I | G | U | RQ | RY | RT | C | T,
-                p(size),
-            )?;
-            let key = m.root_key.clone();
-            copy_out(&mut c, "root_key_copy", &key, p(dst), p(off), p(size))
-        }
+        "root_key",
+        I | G | U | RQ | RY | RT | C | T,
+        |m, name| Ok(m.root_key.to_vec())
     );
     wrap!(
         linker,
@@ -1630,28 +1492,12 @@ pub(crate) fn define(linker: &mut Linker<HostState>) -> Result<(), crate::error:
             Ok(i32::from(m.data_certificate.is_some()))
         }
     );
-    wrap!(
-        linker,
-        "data_certificate_size",
-        |mut c: Ctx<'_>| -> wasmtime::Result<i32> {
-            let m = enter(&mut c, "data_certificate_size", NRQ | CQ, 0)?;
-            match &m.data_certificate {
-                Some(cert) => Ok(cert.len() as i32),
-                None => violation("ic0.data_certificate_size: no data certificate is present (only non-replicated queries answered with a certificate get one)"),
-            }
+    blob!(linker, "data_certificate", NRQ | CQ, |m, name| {
+        match &m.data_certificate {
+            Some(cert) => Ok(cert.to_vec()),
+            None => violation(format!("ic0.{name}: no data certificate is present (only non-replicated queries answered with a certificate get one)")),
         }
-    );
-    wrap!(
-        linker,
-        "data_certificate_copy",
-        |mut c: Ctx<'_>, dst: i32, off: i32, size: i32| -> wasmtime::Result<()> {
-            let m = enter(&mut c, "data_certificate_copy", NRQ | CQ, p(size))?;
-            match m.data_certificate.clone() {
-                Some(cert) => copy_out(&mut c, "data_certificate_copy", &cert, p(dst), p(off), p(size)),
-                None => violation("ic0.data_certificate_copy: no data certificate is present (only non-replicated queries answered with a certificate get one)"),
-            }
-        }
-    );
+    });
     wrap!(linker, "time", |mut c: Ctx<'_>| -> wasmtime::Result<i64> {
         let m = enter(&mut c, "time", STAR, 0)?;
         Ok(m.time as i64)
