@@ -652,7 +652,7 @@ fn q8_file_round_trips_and_rejects_damage() {
         );
     }
     let mut bad_version = bytes.clone();
-    bad_version[8] = 2;
+    bad_version[8] = 1;
     assert!(matches!(
         load(bad_version),
         Err(Error::Weights(WeightsError::Q8File { offset: 8, .. }))

@@ -82,6 +82,97 @@ impl std::fmt::Debug for Quants {
     }
 }
 
+/// The `f32` scales of an 8-bit matrix, owned or read in place from the
+/// stage file they came from (little-endian, 4-byte aligned there; a
+/// buffer that is not gets its scales copied).
+#[derive(Clone)]
+pub struct Scales(ScalesRepr);
+
+#[derive(Clone)]
+enum ScalesRepr {
+    Owned(Vec<f32>),
+    Shared {
+        buf: Arc<Vec<u8>>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl Scales {
+    /// Scales of their own.
+    pub fn owned(scales: Vec<f32>) -> Self {
+        Scales(ScalesRepr::Owned(scales))
+    }
+
+    /// `len` little-endian `f32` at byte `start` of a shared buffer, used in
+    /// place where the target is little-endian and they are aligned;
+    /// `None` if out of bounds.
+    pub fn shared(buf: &Arc<Vec<u8>>, start: usize, len: usize) -> Option<Self> {
+        let bytes = buf.get(start..start.checked_add(len.checked_mul(4)?)?)?;
+        let in_place = cfg!(target_endian = "little") && bytes.as_ptr().align_offset(4) == 0;
+        Some(Scales(if in_place {
+            ScalesRepr::Shared {
+                buf: Arc::clone(buf),
+                start,
+                len,
+            }
+        } else {
+            ScalesRepr::Owned(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            )
+        }))
+    }
+
+    /// Whether the scales are read in place from a shared buffer.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, ScalesRepr::Shared { .. })
+    }
+
+    /// The scales.
+    #[inline]
+    pub fn as_slice(&self) -> &[f32] {
+        match &self.0 {
+            ScalesRepr::Owned(v) => v,
+            ScalesRepr::Shared { buf, start, len } => {
+                let bytes = &buf[*start..*start + *len * 4];
+                // SAFETY: `shared` checked that these bytes are 4-byte
+                // aligned and in bounds, and the target little-endian; every
+                // bit pattern is a valid `f32`; the buffer is never mutated
+                // while shared (it sits behind an `Arc`).
+                unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), *len) }
+            }
+        }
+    }
+
+    /// Number of scales.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            ScalesRepr::Owned(v) => v.len(),
+            ScalesRepr::Shared { len, .. } => *len,
+        }
+    }
+
+    /// Whether there are no scales.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PartialEq for Scales {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl std::fmt::Debug for Scales {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scales({} values)", self.len())
+    }
+}
+
 /// A matrix quantised per block of [`BLOCK`] values along its rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Q8Matrix {
@@ -90,7 +181,7 @@ pub struct Q8Matrix {
     /// `rows × cols` quantised values, row-major.
     pub quants: Quants,
     /// `rows × cols / 32` scales, row-major.
-    pub scales: Vec<f32>,
+    pub scales: Scales,
 }
 
 impl Q8Matrix {
@@ -99,12 +190,12 @@ impl Q8Matrix {
         check_block_multiple(cols)?;
         let mut quants = vec![0i8; rows * cols];
         let mut scales = vec![0.0f32; rows * cols / BLOCK];
-        quantize_blocks(&values[..rows * cols], &mut quants, &mut scales);
+        quantize_blocks(&values[..rows * cols], cols, &mut quants, &mut scales);
         Ok(Q8Matrix {
             rows,
             cols,
             quants: Quants::owned(quants),
-            scales,
+            scales: Scales::owned(scales),
         })
     }
 
@@ -114,21 +205,15 @@ impl Q8Matrix {
         let blocks = self.cols / BLOCK;
         (
             &self.quants.as_slice()[r * self.cols..(r + 1) * self.cols],
-            &self.scales[r * blocks..(r + 1) * blocks],
+            &self.scales.as_slice()[r * blocks..(r + 1) * blocks],
         )
     }
 
     /// Dequantised row `r` into `out`.
     fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         let (q, d) = self.row(r);
-        for ((out, q), &d) in out
-            .chunks_exact_mut(BLOCK)
-            .zip(q.chunks_exact(BLOCK))
-            .zip(d)
-        {
-            for (o, &q) in out.iter_mut().zip(q) {
-                *o = f32::from(q) * d;
-            }
+        for (c, (o, &q)) in out.iter_mut().zip(q).enumerate() {
+            *o = f32::from(q) * d[kernels::block_of(c, self.cols)];
         }
     }
 }
@@ -189,6 +274,14 @@ impl Matrix {
         )
     }
 
+    /// How the matrix is stored.
+    pub fn format(&self) -> WeightFormat {
+        match self {
+            Matrix::F32 { .. } => WeightFormat::F32,
+            Matrix::Q8(_) => WeightFormat::Q8,
+        }
+    }
+
     /// Output size.
     pub fn rows(&self) -> usize {
         match self {
@@ -214,8 +307,10 @@ impl Matrix {
     }
 
     /// `y[t] = W · x[t]` for the `n` rows of `x` (`n × cols`) into `y`
-    /// (`n × rows`). `scratch` holds quantised activations between calls.
-    fn matmul(&self, x: &[f32], n: usize, y: &mut [f32], scratch: &mut Scratch) {
+    /// (`n × rows`). An 8-bit matrix reads the activations quantised in
+    /// `scratch` (see [`Scratch::quantize`]): quantised once, they serve
+    /// every matrix that reads the same input.
+    fn matmul(&self, x: &[f32], n: usize, y: &mut [f32], scratch: &Scratch) {
         let (rows, cols) = (self.rows(), self.cols());
         match self {
             Matrix::F32 { values, .. } => {
@@ -227,16 +322,21 @@ impl Matrix {
             }
             Matrix::Q8(m) => {
                 let blocks = cols / BLOCK;
-                scratch.quantize(&x[..n * cols]);
-                for o in 0..rows {
-                    let (wq, wd) = m.row(o);
-                    for t in 0..n {
-                        y[t * rows + o] = kernels::dot_q8(
-                            wq,
-                            wd,
-                            &scratch.quants[t * cols..(t + 1) * cols],
-                            &scratch.scales[t * blocks..(t + 1) * blocks],
-                        );
+                debug_assert_eq!(scratch.quants.len(), n * cols);
+                let quants = m.quants.as_slice();
+                let scales = m.scales.as_slice();
+                for (o, (wq, wd)) in quants
+                    .chunks_exact(cols)
+                    .zip(scales.chunks_exact(blocks))
+                    .enumerate()
+                {
+                    for ((xq, xd), y) in scratch
+                        .quants
+                        .chunks_exact(cols)
+                        .zip(scratch.scales.chunks_exact(blocks))
+                        .zip(y[o..].iter_mut().step_by(rows))
+                    {
+                        *y = kernels::dot_q8(wq, wd, xq, xd);
                     }
                 }
             }
@@ -268,15 +368,19 @@ fn dims2(tensor: &F32Tensor) -> Result<(usize, usize)> {
 /// Quantised activations, reused between matrix products.
 #[derive(Debug, Default)]
 struct Scratch {
-    quants: Vec<i8>,
+    quants: Vec<i16>,
     scales: Vec<f32>,
 }
 
 impl Scratch {
-    fn quantize(&mut self, x: &[f32]) {
-        self.quants.resize(x.len(), 0);
-        self.scales.resize(x.len() / BLOCK, 0.0);
-        quantize_blocks(x, &mut self.quants, &mut self.scales);
+    /// Quantises the rows of `cols` values of `x` for the 8-bit matrices
+    /// about to read them (nothing for `f32` weights).
+    fn quantize(&mut self, x: &[f32], cols: usize, format: WeightFormat) {
+        if format == WeightFormat::Q8 {
+            self.quants.resize(x.len(), 0);
+            self.scales.resize(x.len() / BLOCK, 0.0);
+            kernels::quantize_activations(x, cols, &mut self.quants, &mut self.scales);
+        }
     }
 }
 
@@ -568,9 +672,10 @@ impl LlamaStage {
 
         for (layer, (keys, values)) in self.layers.iter().zip(kv.layers.iter_mut()) {
             kernels::rms_norm(&x, &layer.input_layernorm, d.eps, &mut xn);
-            layer.q_proj.matmul(&xn, n, &mut q, &mut scratch);
-            layer.k_proj.matmul(&xn, n, &mut k, &mut scratch);
-            layer.v_proj.matmul(&xn, n, &mut v, &mut scratch);
+            scratch.quantize(&xn, d.hidden, layer.q_proj.format());
+            layer.q_proj.matmul(&xn, n, &mut q, &scratch);
+            layer.k_proj.matmul(&xn, n, &mut k, &scratch);
+            layer.v_proj.matmul(&xn, n, &mut v, &scratch);
             for t in 0..n {
                 let (c, s) = (
                     &cos[t * d.head_dim..(t + 1) * d.head_dim],
@@ -606,14 +711,17 @@ impl LlamaStage {
                     }
                 }
             }
-            layer.o_proj.matmul(&attn, n, &mut proj, &mut scratch);
+            scratch.quantize(&attn, q_width, layer.o_proj.format());
+            layer.o_proj.matmul(&attn, n, &mut proj, &scratch);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
 
             kernels::rms_norm(&x, &layer.post_attention_layernorm, d.eps, &mut xn);
-            layer.gate_proj.matmul(&xn, n, &mut gate, &mut scratch);
-            layer.up_proj.matmul(&xn, n, &mut up, &mut scratch);
+            scratch.quantize(&xn, d.hidden, layer.gate_proj.format());
+            layer.gate_proj.matmul(&xn, n, &mut gate, &scratch);
+            layer.up_proj.matmul(&xn, n, &mut up, &scratch);
             kernels::silu_mul(&mut gate, &up);
-            layer.down_proj.matmul(&gate, n, &mut proj, &mut scratch);
+            scratch.quantize(&gate, d.intermediate, layer.down_proj.format());
+            layer.down_proj.matmul(&gate, n, &mut proj, &scratch);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
         }
         kv.positions = start + n;
@@ -642,7 +750,8 @@ impl LlamaStage {
             Head::Separate(m) => m,
         };
         let mut logits = vec![0.0f32; rows * d.vocab];
-        matrix.matmul(&xn, rows, &mut logits, &mut scratch);
+        scratch.quantize(&xn, d.hidden, matrix.format());
+        matrix.matmul(&xn, rows, &mut logits, &scratch);
         let last = logits[(rows - 1) * d.vocab..].to_vec();
         Ok(StageOutput::Logits(Logits {
             vocab_size: d.vocab,

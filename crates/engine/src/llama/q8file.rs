@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! 0   magic      8 bytes  "ICLLMQ8\0"
-//! 8   version    u32      1
+//! 8   version    u32      2
 //! 12  count      u32      number of tensors
 //! 16  data_start u64      offset of the first tensor's data
 //! 24  table      count entries:
@@ -16,18 +16,23 @@
 //!
 //! `dtype` 0 is `f32`; 1 is 8-bit rows (`[rows, cols]`, `cols` a multiple
 //! of 32): `rows × cols` signed quants, then `rows × cols / 32` `f32`
-//! scales. Tensors carry Hugging Face names and layouts: matrices are
+//! scales, each row's blocks laid out as [`super::kernels::block_of`] says
+//! (groups of four interleaved blocks, then contiguous ones; version 1
+//! had contiguous blocks only and is refused). Tensors carry Hugging Face names and layouts: matrices are
 //! `[out, in]` (`model.layers.0.self_attn.q_proj.weight`, `lm_head.weight`),
 //! the embedding `[vocab, hidden]`, norms and `model.rotary_emb.inv_freq`
 //! 1-D `f32`.
 //!
-//! [`read`] keeps the file's buffer and points the matrices' quants into it
-//! (no copy); scales and vectors are copied out.
+//! [`read`] keeps the file's buffer and points the matrices' quants and
+//! scales into it (no copy); only the small vectors (norms, rotary
+//! frequencies) are copied out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::forward::{Dims, Head, Layer, LlamaStage, Matrix, Q8Matrix, Quants, WeightFormat};
+use super::forward::{
+    Dims, Head, Layer, LlamaStage, Matrix, Q8Matrix, Quants, Scales, WeightFormat,
+};
 use super::kernels::BLOCK;
 use super::weights::{layer_tensor_name, WeightsError, EMBED_TOKENS, FINAL_NORM, ROPE_INV_FREQ};
 use crate::error::Result;
@@ -36,7 +41,7 @@ use crate::manifest::{ModelConfig, StageMeta};
 /// First bytes of a q8 stage file.
 pub const MAGIC: &[u8; 8] = b"ICLLMQ8\0";
 /// The version [`write`] writes and [`read`] reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Alignment of each tensor's data in the file.
 pub const ALIGN: usize = 32;
 /// Name of an untied output projection, `[vocab, hidden]`.
@@ -146,7 +151,7 @@ pub fn write(stage: &LlamaStage) -> Vec<u8> {
             Data::Matrix(Matrix::F32 { values, .. }) => extend_f32(&mut out, values),
             Data::Matrix(Matrix::Q8(m)) => {
                 out.extend(m.quants.as_slice().iter().map(|&q| q as u8));
-                extend_f32(&mut out, &m.scales);
+                extend_f32(&mut out, m.scales.as_slice());
             }
         }
     }
@@ -335,10 +340,8 @@ pub fn read(bytes: Arc<Vec<u8>>, config: &ModelConfig, meta: &StageMeta) -> Resu
         } else {
             let quants = Quants::shared(Arc::clone(&bytes), e.offset, n)
                 .ok_or_else(|| error(e.offset, format!("tensor {name} runs past the file")))?;
-            let scales = bytes[e.offset + n..e.offset + e.size]
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let scales = Scales::shared(&bytes, e.offset + n, n / BLOCK)
+                .ok_or_else(|| error(e.offset, format!("tensor {name} runs past the file")))?;
             Matrix::Q8(Q8Matrix {
                 rows,
                 cols,

@@ -191,9 +191,12 @@ pub fn store_chunk(
     Ok(())
 }
 
-/// The bytes of one file, from its stored chunks.
-fn assemble(state: &State, file: u32) -> Vec<u8> {
-    let mut out = Vec::new();
+/// The bytes of one file of `size` bytes (the manifest's), from its stored
+/// chunks. The buffer is allocated once at its final size: grown by
+/// doubling, a stage's buffer would reserve up to twice its size, and the
+/// heap peak while it grows would be three times.
+fn assemble(state: &State, file: u32, size: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     let range = ChunkKey { file, index: 0 }..=ChunkKey {
         file,
         index: u32::MAX,
@@ -271,13 +274,13 @@ pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
     match build.current.as_mut() {
         None => {
             let index = build.assignment.stages[build.done.len()] as usize;
-            let bytes = assemble(state, index as u32 + 1);
             let meta = build
                 .manifest
                 .stage(index)
                 .map_err(|e| WorkerError::InvalidAssignment {
                     reason: e.to_string(),
                 })?;
+            let bytes = assemble(state, index as u32 + 1, meta.size);
             // A q8 stage keeps these bytes as its weights: no copy.
             build.current =
                 Some(StageLoader::from_vec(meta, &build.manifest.config, bytes).map_err(engine)?);
@@ -294,7 +297,7 @@ pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
         return Ok(false);
     }
     let tokenizer = if build.assignment.is_driver() {
-        let bytes = assemble(state, 0);
+        let bytes = assemble(state, 0, build.manifest.tokenizer.size);
         build
             .manifest
             .verify_tokenizer(&bytes)

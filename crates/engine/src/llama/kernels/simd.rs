@@ -1,10 +1,16 @@
 //! The target-specific int8 dot product, one `dot_q8` per target, all in
-//! the canonical order of [`super`]: wasm SIMD128 (`i16x8_extmul_*`,
-//! `i32x4_extadd_pairwise_i16x8`) on `wasm32` with `simd128`, AVX2 on
-//! `x86_64` when the CPU has it, scalar code otherwise.
+//! the canonical order of [`super`]: wasm SIMD128 on `wasm32` with
+//! `simd128`, AVX2 on `x86_64` when the CPU has it, scalar code otherwise.
 //!
-//! Callers pass slices of exactly `blocks × BLOCK` quants and `blocks`
-//! scales (see [`super::dot_q8`]).
+//! The wasm kernel reads each 8 weights with `v128.load8x8_s` (load and
+//! widen to `i16` in one instruction) and multiplies them with the `i16`
+//! activations by `i32x4.dot_i16x8_s`: with the interleaved blocks of
+//! [`super`], lane `k` of every product belongs to block `k` of the group,
+//! so a group's four integer sums come out in one vector.
+//!
+//! Every `dot_q8` here is `unsafe`: callers pass `w` and `x` of exactly
+//! `dw.len() × BLOCK` values and `dx` of `dw.len()` scales (see
+//! [`super::dot_q8`]).
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use super::dot_q8_scalar;
@@ -12,76 +18,60 @@ use super::dot_q8_scalar;
     all(target_arch = "wasm32", target_feature = "simd128"),
     target_arch = "x86_64"
 ))]
-use super::{block_isum, BLOCK};
+use super::{block_isum, BLOCK, GROUP, GROUP_BLOCKS};
 
+/// # Safety
+/// See the module docs.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub fn dot_q8(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
+#[inline(always)]
+pub unsafe fn dot_q8(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
     use core::arch::wasm32::*;
 
-    /// Σ w·x over one block of 32, as four i32 partial sums.
+    /// Eight weights widened to i16 as they load, times eight activations:
+    /// lane k sums positions 2k, 2k+1 (block k of the group).
     ///
     /// # Safety
-    /// `w` and `x` point to at least 32 readable bytes.
+    /// 8 readable weights at `wp`, 8 activations at `xp`.
     #[inline(always)]
-    unsafe fn block(w: *const i8, x: *const i8) -> v128 {
-        // SAFETY: the caller guarantees 32 readable bytes behind each
-        // pointer; `v128_load` has no alignment requirement.
-        let (w0, w1, x0, x1) = unsafe {
-            (
-                v128_load(w.cast()),
-                v128_load(w.add(16).cast()),
-                v128_load(x.cast()),
-                v128_load(x.add(16).cast()),
+    unsafe fn dot8(wp: *const i8, xp: *const i16) -> v128 {
+        // SAFETY: as the caller guarantees; no alignment needed.
+        unsafe {
+            i32x4_dot_i16x8(
+                i16x8_load_extend_i8x8(wp),
+                v128_load(xp.cast()),
             )
-        };
-        // |q| ≤ 127: two products fit in an i16.
-        let p0 = i16x8_add(
-            i16x8_extmul_low_i8x16(w0, x0),
-            i16x8_extmul_high_i8x16(w0, x0),
-        );
-        let p1 = i16x8_add(
-            i16x8_extmul_low_i8x16(w1, x1),
-            i16x8_extmul_high_i8x16(w1, x1),
-        );
-        i32x4_add(
-            i32x4_extadd_pairwise_i16x8(p0),
-            i32x4_extadd_pairwise_i16x8(p1),
-        )
+        }
     }
 
     let blocks = dw.len();
-    let groups = blocks / 4;
+    let groups = blocks / GROUP_BLOCKS;
     let mut acc = f32x4_splat(0.0);
-    for g in 0..groups {
-        let b = g * 4;
-        // SAFETY: block b+3 < blocks, and the quants hold blocks × 32 bytes,
-        // the scales `blocks` values (see `super::dot_q8`).
-        let (s0, s1, s2, s3, sw, sx) = unsafe {
-            let (wp, xp) = (w.as_ptr().add(b * BLOCK), x.as_ptr().add(b * BLOCK));
-            (
-                block(wp, xp),
-                block(wp.add(BLOCK), xp.add(BLOCK)),
-                block(wp.add(2 * BLOCK), xp.add(2 * BLOCK)),
-                block(wp.add(3 * BLOCK), xp.add(3 * BLOCK)),
-                v128_load(dw.as_ptr().add(b).cast()),
-                v128_load(dx.as_ptr().add(b).cast()),
-            )
-        };
-        // Transpose-add: lane j = Σ of s_j's four lanes.
-        let t01 = i32x4_add(
-            i32x4_shuffle::<0, 4, 1, 5>(s0, s1),
-            i32x4_shuffle::<2, 6, 3, 7>(s0, s1),
-        );
-        let t23 = i32x4_add(
-            i32x4_shuffle::<0, 4, 1, 5>(s2, s3),
-            i32x4_shuffle::<2, 6, 3, 7>(s2, s3),
-        );
-        let isum = i32x4_add(
-            i32x4_shuffle::<0, 1, 4, 5>(t01, t23),
-            i32x4_shuffle::<2, 3, 6, 7>(t01, t23),
-        );
-        let d = f32x4_mul(sw, sx);
-        acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), d));
+    // SAFETY (whole body): group g reads values g × 128 .. (g + 1) × 128
+    // and scales 4g .. 4g + 4, all within the slices (module docs);
+    // `v128_load` and `i16x8_load_extend_i8x8` need no alignment.
+    unsafe {
+        let (mut wp, mut xp) = (w.as_ptr(), x.as_ptr());
+        let (mut dwp, mut dxp) = (dw.as_ptr(), dx.as_ptr());
+        for _ in 0..groups {
+            // A macro, not a closure: at the canisters' `opt-level = "z"` a
+            // closure may stay a call per eight products.
+            macro_rules! d {
+                ($i:expr) => {
+                    dot8(wp.add(8 * $i), xp.add(8 * $i))
+                };
+            }
+            let s0 = i32x4_add(i32x4_add(d!(0), d!(1)), i32x4_add(d!(2), d!(3)));
+            let s1 = i32x4_add(i32x4_add(d!(4), d!(5)), i32x4_add(d!(6), d!(7)));
+            let s2 = i32x4_add(i32x4_add(d!(8), d!(9)), i32x4_add(d!(10), d!(11)));
+            let s3 = i32x4_add(i32x4_add(d!(12), d!(13)), i32x4_add(d!(14), d!(15)));
+            let isum = i32x4_add(i32x4_add(s0, s1), i32x4_add(s2, s3));
+            let scale = f32x4_mul(v128_load(dwp.cast()), v128_load(dxp.cast()));
+            acc = f32x4_add(acc, f32x4_mul(f32x4_convert_i32x4(isum), scale));
+            wp = wp.add(GROUP);
+            xp = xp.add(GROUP);
+            dwp = dwp.add(GROUP_BLOCKS);
+            dxp = dxp.add(GROUP_BLOCKS);
+        }
     }
     let mut lanes = [
         f32x4_extract_lane::<0>(acc),
@@ -89,15 +79,31 @@ pub fn dot_q8(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
         f32x4_extract_lane::<2>(acc),
         f32x4_extract_lane::<3>(acc),
     ];
-    for b in groups * 4..blocks {
+    for b in groups * GROUP_BLOCKS..blocks {
         let r = b * BLOCK..(b + 1) * BLOCK;
-        lanes[b % 4] += block_isum(&w[r.clone()], &x[r]) as f32 * (dw[b] * dx[b]);
+        // SAFETY: block b lies within the slices (module docs).
+        let isum = unsafe {
+            let (wp, xp) = (w.as_ptr().add(r.start), x.as_ptr().add(r.start));
+            macro_rules! d {
+                ($i:expr) => {
+                    dot8(wp.add(8 * $i), xp.add(8 * $i))
+                };
+            }
+            i32x4_add(i32x4_add(d!(0), d!(1)), i32x4_add(d!(2), d!(3)))
+        };
+        let isum = (i32x4_extract_lane::<0>(isum) + i32x4_extract_lane::<1>(isum))
+            + (i32x4_extract_lane::<2>(isum) + i32x4_extract_lane::<3>(isum));
+        debug_assert_eq!(isum, block_isum(&w[r.clone()], &x[r]));
+        lanes[b % 4] += isum as f32 * (dw[b] * dx[b]);
     }
     (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
 }
 
+/// # Safety
+/// See the module docs.
 #[cfg(target_arch = "x86_64")]
-pub fn dot_q8(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
+#[inline]
+pub unsafe fn dot_q8(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present; slice lengths as documented above.
         unsafe { dot_q8_avx2(w, dw, x, dx) }
@@ -108,44 +114,27 @@ pub fn dot_q8(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_q8_avx2(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
+unsafe fn dot_q8_avx2(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
     use std::arch::x86_64::*;
 
-    /// Σ w·x over one block of 32, as four i32 partial sums.
-    #[inline(always)]
-    unsafe fn block(w: *const i8, x: *const i8) -> __m128i {
-        // SAFETY: 32 readable bytes behind each pointer (caller), AVX2 on.
-        unsafe {
-            let wv = _mm256_loadu_si256(w.cast());
-            let xv = _mm256_loadu_si256(x.cast());
-            // |w| as unsigned times x with w's sign: u8 × i8 products, two
-            // of them summed into an i16 (|q| ≤ 127: no saturation).
-            let aw = _mm256_sign_epi8(wv, wv);
-            let sx = _mm256_sign_epi8(xv, wv);
-            let p16 = _mm256_maddubs_epi16(aw, sx);
-            let p32 = _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-            _mm_add_epi32(
-                _mm256_castsi256_si128(p32),
-                _mm256_extracti128_si256::<1>(p32),
-            )
-        }
-    }
-
     let blocks = dw.len();
-    let groups = blocks / 4;
-    // SAFETY (whole body): block b+3 < blocks for every group, the quants
-    // hold blocks × 32 bytes and the scales `blocks` values.
+    let groups = blocks / GROUP_BLOCKS;
+    // SAFETY (whole body): group g reads values g × 128 .. (g + 1) × 128
+    // and scales 4g .. 4g + 4, all within the slices; unaligned loads.
     unsafe {
         let mut acc = _mm_setzero_ps();
         for g in 0..groups {
-            let b = g * 4;
-            let (wp, xp) = (w.as_ptr().add(b * BLOCK), x.as_ptr().add(b * BLOCK));
-            let s0 = block(wp, xp);
-            let s1 = block(wp.add(BLOCK), xp.add(BLOCK));
-            let s2 = block(wp.add(2 * BLOCK), xp.add(2 * BLOCK));
-            let s3 = block(wp.add(3 * BLOCK), xp.add(3 * BLOCK));
-            // hadd(hadd(s0, s1), hadd(s2, s3)): lane j = Σ of s_j's lanes.
-            let isum = _mm_hadd_epi32(_mm_hadd_epi32(s0, s1), _mm_hadd_epi32(s2, s3));
+            let (wp, xp) = (w.as_ptr().add(g * GROUP), x.as_ptr().add(g * GROUP));
+            let mut s = _mm256_setzero_si256();
+            for i in 0..GROUP / 16 {
+                // 16 weights widened to i16; i32 lane j sums positions
+                // 2j, 2j+1 of these 16: lanes j and j + 4 belong to block j.
+                let w16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp.add(16 * i).cast()));
+                let x16 = _mm256_loadu_si256(xp.add(16 * i).cast());
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(w16, x16));
+            }
+            let isum = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+            let b = g * GROUP_BLOCKS;
             let d = _mm_mul_ps(
                 _mm_loadu_ps(dw.as_ptr().add(b)),
                 _mm_loadu_ps(dx.as_ptr().add(b)),
@@ -154,7 +143,7 @@ unsafe fn dot_q8_avx2(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
         }
         let mut lanes = [0.0f32; 4];
         _mm_storeu_ps(lanes.as_mut_ptr(), acc);
-        for b in groups * 4..blocks {
+        for b in groups * GROUP_BLOCKS..blocks {
             let r = b * BLOCK..(b + 1) * BLOCK;
             lanes[b % 4] += block_isum(&w[r.clone()], &x[r]) as f32 * (dw[b] * dx[b]);
         }
@@ -162,10 +151,13 @@ unsafe fn dot_q8_avx2(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
     }
 }
 
+/// # Safety
+/// See the module docs.
 #[cfg(not(any(
     all(target_arch = "wasm32", target_feature = "simd128"),
     target_arch = "x86_64"
 )))]
-pub fn dot_q8(w: &[i8], dw: &[f32], x: &[i8], dx: &[f32]) -> f32 {
+#[inline]
+pub unsafe fn dot_q8(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
     dot_q8_scalar(w, dw, x, dx)
 }
