@@ -7,7 +7,7 @@
 # the IC's limits (3 GiB of heap per worker, 40 billion instructions per
 # message).
 #
-# Every shape is measured with two depths (SCALING_LAYERS, default "2 4"
+# Every shape is measured with two depths (SCALING_LAYERS, default "1 2"
 # layers), which gives per-layer figures (the difference) and the fixed
 # part (embedding, head, the worker itself); the whole model's figures are
 # derived from them. SCALING_FULL="smollm2-360m" also measures that whole
@@ -21,9 +21,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DIR="${SCALING_DIR:-/tmp/icllm-scaling}"
-LAYERS="${SCALING_LAYERS:-2 4}"
+LAYERS="${SCALING_LAYERS:-1 2}"
 SHAPES="${SCALING_SHAPES:-smollm2-360m smollm2-1.7b}"
 FULL="${SCALING_FULL:-}"
+# The canisters' modules: those this checkout builds (build_canisters.sh
+# copies them into the project's target/canisters even when
+# CARGO_TARGET_DIR is shared), or SCALING_WASM_DIR's.
+WASM_DIR="${SCALING_WASM_DIR:-}"
 # The tokenizer of the SmolLM2 family (any prepared SmolLM2-135M cut).
 LIKE=""
 for cut in q8-1 stages-1; do
@@ -36,7 +40,7 @@ done
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 
-scripts/build_canisters.sh
+[ -n "$WASM_DIR" ] || { scripts/build_canisters.sh; WASM_DIR=target/canisters; }
 cargo build --release -p cli --example random_llama
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 mkdir -p "$DIR"
@@ -44,10 +48,8 @@ mkdir -p "$DIR"
 measure() {  # measure SHAPE LAYERS-ARGS NAME
   local model="$DIR/$3"
   "$TARGET/examples/random_llama" --shape "$1" $2 --like "$LIKE" --out "$model" --seed 7
-  # The modules this checkout built (build_canisters.sh copies them into the
-  # project's target/canisters even when CARGO_TARGET_DIR is shared).
   "$TARGET/icllm" replica-bench --model "$model" --tokens 8 --json "$DIR/$3.json" \
-    --wasm-dir target/canisters
+    --wasm-dir "$WASM_DIR"
   rm -rf "$model"
 }
 
@@ -83,8 +85,15 @@ def load(name):
     }
 
 G, MiB = 1e9, 2**20
+
+def heap_today(stage_bytes):
+    # The worker's peak heap as measured (SmolLM2-135M and every random
+    # model): twice the stage file rounded up to a power of two (the file is
+    # assembled in a growing buffer, then held while it loads).
+    return 2 * 2 ** math.ceil(math.log2(stage_bytes))
+
 print(f"{'model':<14} {'layers':>6} {'source':<9} {'decode/token':>12} {'prefill/token':>13} "
-      f"{'load':>8} {'heap':>9} {'stage file':>10} {'tokens/40B':>10} {'stages':>6}")
+      f"{'load':>8} {'heap':>9} {'stage file':>10} {'tokens/40B':>10} {'stages':>6} {'lean':>4}")
 for shape in shapes:
     a, b = layer_list[0], layer_list[-1]
     ma, mb = load(f"{shape}-{a}l"), load(f"{shape}-{b}l")
@@ -93,31 +102,39 @@ for shape in shapes:
     depth = DEPTH[shape]
     kv_per_layer = 2 * KV_WIDTH[shape] * 4 * CONTEXT
 
-    def stages_needed(layers):
+    def stages_needed(layers, lean):
         # The first and the last stage each hold the (tied) embedding: the
-        # fixed part bounds both; a stage of n layers needs fixed + n per layer.
+        # fixed part bounds both; a stage of n layers adds n per-layer parts.
+        # `lean`: a worker that loads the file without the doubling buffer
+        # (heap = file + KV cache); otherwise the worker as measured.
         for s in range(1, layers + 1):
             n = math.ceil(layers / s)
-            heap = fixed["heap"] + n * (per_layer["heap"] + kv_per_layer)
+            file = fixed["upload"] + n * per_layer["upload"]
+            heap = (file if lean else heap_today(file)) + n * kv_per_layer
             instructions = fixed["decode"] + n * per_layer["decode"]
             if heap <= HEAP_LIMIT and instructions <= MESSAGE_LIMIT:
                 return s
-        return None
+        return "-"
 
     rows = [(a, "measured", ma), (b, "measured", mb)]
     full = f"{shape}-full"
     if os.path.exists(os.path.join(out, full + ".json")):
         rows.append((depth, "measured", load(full)))
-    rows.append((depth, "derived", {k: fixed[k] + depth * per_layer[k] for k in ma}))
+    derived = {k: fixed[k] + depth * per_layer[k] for k in ma}
+    derived["heap"] = heap_today(derived["upload"])
+    rows.append((depth, "derived", derived))
     for layers, source, m in rows:
         print(f"{shape:<14} {layers:>6} {source:<9} {m['decode'] / G:>10.3f} B {m['prefill'] / G:>11.3f} B "
               f"{m['load'] / G:>6.2f} B {m['heap'] / MiB:>5.0f} MiB {m['upload'] / MiB:>6.0f} MiB "
-              f"{int(MESSAGE_LIMIT // m['decode']):>10} {stages_needed(layers) or '-':>6}")
+              f"{int(MESSAGE_LIMIT // m['decode']):>10} {stages_needed(layers, False):>6} "
+              f"{stages_needed(layers, True):>4}")
     print(f"{shape:<14} per layer: decode {per_layer['decode'] / G:.4f} B, prefill {per_layer['prefill'] / G:.4f} B, "
-          f"load {per_layer['load'] / G:.3f} B, heap {per_layer['heap'] / MiB:.1f} MiB "
+          f"load {per_layer['load'] / G:.3f} B, stage file {per_layer['upload'] / MiB:.1f} MiB "
           f"(+ {kv_per_layer / MiB:.0f} MiB of KV cache at {CONTEXT} positions); "
-          f"fixed: decode {fixed['decode'] / G:.3f} B, heap {fixed['heap'] / MiB:.0f} MiB")
-print(f"stages: the fewest stages whose largest (ceil(layers / stages) layers plus the fixed part and the "
-      f"KV cache at {CONTEXT} positions) fits a {HEAP_LIMIT // 2**30} GiB heap and "
-      f"{MESSAGE_LIMIT / G:.0f} B instructions per token")
+          f"fixed: decode {fixed['decode'] / G:.3f} B, load {fixed['load'] / G:.2f} B, "
+          f"stage file {fixed['upload'] / MiB:.0f} MiB")
+print(f"heap of a derived row: 2 x the stage file rounded up to a power of two, as measured. stages: the fewest "
+      f"whose largest (ceil(layers / stages) layers plus the fixed part, and the KV cache at {CONTEXT} "
+      f"positions) fits a {HEAP_LIMIT // 2**30} GiB heap and {MESSAGE_LIMIT / G:.0f} B instructions per token; "
+      f"lean: the same for a worker whose heap is its stage file plus the KV cache")
 EOF
