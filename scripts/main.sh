@@ -79,7 +79,7 @@ fi
 args=()
 for message in "$@"; do args+=(--message "$message"); done
 if [ ${#args[@]} -eq 0 ] && ! [ -t 0 ]; then
-  args=(--message "What is the capital of France?")
+  args=(--message "What is the capital of France? Answer in one sentence.")
 fi
 echo "chat UI: $url/ (open it in a browser; sign in with a device key, register, chat)"
 # shellcheck disable=SC2086

@@ -57,7 +57,7 @@ impl Rng {
     }
 
     /// Uniform in `[-1, 1)`.
-    fn next(&mut self) -> f32 {
+    fn uniform(&mut self) -> f32 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -70,7 +70,7 @@ impl Rng {
         let spread = 0.02 * 3f32.sqrt();
         F32Tensor {
             shape: vec![rows, cols],
-            data: (0..rows * cols).map(|_| self.next() * spread).collect(),
+            data: (0..rows * cols).map(|_| self.uniform() * spread).collect(),
         }
     }
 }
@@ -170,7 +170,7 @@ fn random_weights(c: &ModelConfig, rng: &mut Rng) -> StageWeights {
     let rope_inv_freq = F32Tensor {
         shape: vec![half],
         data: (0..half)
-            .map(|j| (c.rope_theta.powf(-((2 * j) as f64) / c.head_dim as f64)) as f32)
+            .map(|j| c.rope_theta.powf(-((2 * j) as f64) / c.head_dim as f64) as f32)
             .collect(),
     };
     StageWeights {
