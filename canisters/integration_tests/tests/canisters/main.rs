@@ -6,6 +6,7 @@ mod example;
 mod generation;
 mod ic_rules;
 mod lifecycle;
+mod quantized;
 mod registry;
 mod smollm2;
 mod users;
