@@ -198,25 +198,39 @@ impl GpuModelLoader {
         let checked = loader.finish()?;
         let model = ChatModel::new(&gpu.gpu, checked, context)?;
         Ok(GpuChatModel {
-            inner: Rc::new(RefCell::new(model)),
+            name: model.manifest().name.clone(),
+            slot: Rc::new(RefCell::new(Some(model))),
         })
     }
 }
 
-/// A model on the GPU, ready to chat; one generation at a time.
+/// A model on the GPU, ready to chat; one generation at a time (the
+/// model leaves its slot while it generates).
 #[wasm_bindgen]
 pub struct GpuChatModel {
-    inner: Rc<RefCell<ChatModel>>,
+    name: String,
+    slot: Rc<RefCell<Option<ChatModel>>>,
+}
+
+/// Takes the model out of its slot; fails while a generation has it.
+fn take(slot: &RefCell<Option<ChatModel>>) -> Result<ChatModel> {
+    slot.try_borrow_mut()
+        .ok()
+        .and_then(|mut s| s.take())
+        .ok_or_else(busy)
+}
+
+fn put_back(slot: &RefCell<Option<ChatModel>>, model: ChatModel) {
+    if let Ok(mut s) = slot.try_borrow_mut() {
+        *s = Some(model);
+    }
 }
 
 #[wasm_bindgen]
 impl GpuChatModel {
     #[wasm_bindgen(getter)]
     pub fn name(&self) -> String {
-        self.inner
-            .try_borrow()
-            .map(|m| m.manifest().name.clone())
-            .unwrap_or_default()
+        self.name.clone()
     }
 
     /// Generates from a chat (JSON `[{role, content}]`), encoded as the
@@ -234,8 +248,8 @@ impl GpuChatModel {
     ) -> std::result::Result<Promise, JsValue> {
         let messages = parse_messages(messages_json)?;
         let prompt = {
-            let model = self.inner.try_borrow().map_err(|_| busy())?;
-            model.encode(&messages)?
+            let slot = self.slot.try_borrow().map_err(|_| busy())?;
+            slot.as_ref().ok_or_else(busy)?.encode(&messages)?
         };
         self.run(prompt, max_new_tokens, temperature, top_p, seed, on_step)
     }
@@ -270,9 +284,9 @@ impl GpuChatModel {
             seed: seed_or_random(seed)?,
             ..SamplingParams::default()
         };
-        let inner = Rc::clone(&self.inner);
+        let slot = Rc::clone(&self.slot);
         Ok(future_to_promise(async move {
-            let mut model = inner.try_borrow_mut().map_err(|_| busy())?;
+            let mut model = take(&slot)?;
             let mut failure = None;
             let output = model
                 .generate(&prompt, &params, |step| {
@@ -286,7 +300,9 @@ impl GpuChatModel {
                         }
                     }
                 })
-                .await?;
+                .await;
+            put_back(&slot, model);
+            let output = output?;
             if let Some(message) = failure {
                 return Err(GpuError::Callback(message).into());
             }
