@@ -1,12 +1,13 @@
 // The browser benchmark: onnxruntime-web with its WebGPU and wasm
 // execution providers, on the same ONNX decoder as the engine, and the
-// project's browser CPU path (frontend/engine_web: the tract engine for
-// wasm32 + SIMD, "engine-web") on the model's stages-1, in headless
-// Chromium (Debian's `chromium`, driven by playwright-core). Prints decode
+// project's browser paths on the model's stages-1: the CPU one
+// (frontend/engine_web: the tract engine for wasm32 + SIMD, "engine-web")
+// and the WebGPU one (frontend/gpu: the WGSL forward pass, "wgsl"), in
+// headless Chromium (Debian's `chromium`, driven by playwright-core). Prints decode
 // and prefill tokens/s per execution provider, and whether the greedy
 // tokens agree with the model's reference fixtures (onnxruntime, native).
 //
-//   node run.mjs [--model tiny-llama|smollm2-135m-instruct]... [--decode 32] [--eps webgpu,wasm,engine-web]
+//   node run.mjs [--model tiny-llama|smollm2-135m-instruct]... [--decode 32] [--eps webgpu,wasm,engine-web,wgsl]
 //                [--timeout SECONDS per run, 600]
 //
 // Serves this page, onnxruntime-web's files and the repository's models/
@@ -23,7 +24,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '../..');
 
 function parseArgs(argv) {
-  const args = { models: [], decode: 32, timeout: 600, eps: ['webgpu', 'wasm', 'engine-web'], chromium: process.env.CHROMIUM ?? '/usr/bin/chromium' };
+  const args = { models: [], decode: 32, timeout: 600, eps: ['webgpu', 'wasm', 'engine-web', 'wgsl'], chromium: process.env.CHROMIUM ?? '/usr/bin/chromium' };
   for (let i = 0; i < argv.length; i++) {
     const value = () => {
       if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value`);
@@ -51,6 +52,8 @@ function resolve(urlPath) {
     ['/ort/', path.join(here, 'node_modules/onnxruntime-web/dist')],
     // frontend/engine_web/build.sh builds it.
     ['/engine_web/', path.join(repo, 'frontend/engine_web/pkg')],
+    // frontend/gpu/build.sh builds it.
+    ['/gpu/', path.join(repo, 'frontend/gpu/pkg')],
     ['/models/', path.join(repo, 'models')],
     ['/', path.join(here, 'page')],
   ];
@@ -140,8 +143,11 @@ async function main() {
       page.on('crash', () => console.error('[page] the renderer crashed'));
       await page.goto(url);
       await page.waitForFunction(
-        (engine) => typeof window.ortBench === 'function' && (!engine || typeof window.engineBench === 'function'),
-        args.eps.includes('engine-web'),
+        ([engine, wgsl]) =>
+          typeof window.ortBench === 'function' &&
+          (!engine || typeof window.engineBench === 'function') &&
+          (!wgsl || typeof window.gpuBench === 'function'),
+        [args.eps.includes('engine-web'), args.eps.includes('wgsl')],
       );
       return page;
     };
@@ -157,10 +163,13 @@ async function main() {
           const timeout = new Promise((_, fail) => {
             timer = setTimeout(() => fail(new Error(`no result within ${args.timeout} s`)), args.timeout * 1000);
           });
+          const own = { name: c.name, ids: c.ids, decode: args.decode };
           const r = await Promise.race([
             ep === 'engine-web'
-              ? page.evaluate((a) => window.engineBench(a), { name: c.name, ids: c.ids, decode: args.decode })
-              : page.evaluate((a) => window.ortBench(a), { ...c, ep, decode: args.decode }),
+              ? page.evaluate((a) => window.engineBench(a), own)
+              : ep === 'wgsl'
+                ? page.evaluate((a) => window.gpuBench(a), own)
+                : page.evaluate((a) => window.ortBench(a), { ...c, ep, decode: args.decode }),
             timeout,
           ]);
           results.push({ model: c.name, ...r, agree: agreement(r.tokens, c.reference) });
@@ -187,7 +196,12 @@ async function main() {
     const rate = (tokens, ms) => Number((tokens / (ms / 1000)).toPrecision(3));
     const pre = rate(r.prefillTokens, r.prefillMs);
     const dec = rate(r.decodeTokens, r.decodeMs);
-    const runtime = r.ep === 'engine-web' ? 'engine_web (tract, wasm32 + SIMD, 1 thread)' : `onnxruntime-web ${r.ep}${r.ep === 'wasm' ? ` (${r.threads} threads)` : ''}`;
+    const runtime =
+      r.ep === 'engine-web'
+        ? 'engine_web (tract, wasm32 + SIMD, 1 thread)'
+        : r.ep === 'wgsl'
+          ? 'frontend/gpu (WGSL, WebGPU)'
+          : `onnxruntime-web ${r.ep}${r.ep === 'wasm' ? ` (${r.threads} threads)` : ''}`;
     console.log(`| ${r.model} | ${runtime} | ${pre} | ${dec} | ${(r.loadMs / 1000).toFixed(1)} | ${r.agree} |`);
   }
   for (const r of results) console.log(JSON.stringify({ ...r, tokens: undefined }));

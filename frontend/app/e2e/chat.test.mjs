@@ -10,99 +10,55 @@
 //   E2E_LOCAL_BUILT 1 when the app was built with a local backend package
 //                   (frontend/engine_web/pkg or frontend/gpu/pkg), else 0
 //   E2E_MESSAGE, E2E_MAX_NEW_TOKENS, E2E_MODEL_DIR, E2E_SCREENSHOTS, CHROMIUM
+//
+// Chromium's start and the page's steps are e2e/browser.mjs's.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import {
+  WEBGPU_FLAGS,
+  ask,
+  env,
+  expected,
+  manifest,
+  maxNewTokens,
+  message,
+  openBrowser,
+  reservation,
+  screenshot,
+  seenTexts,
+  url,
+  waitForStatus as waitFor,
+  watchAnswer,
+} from './browser.mjs';
 
-const env = (name) => {
-  const v = process.env[name];
-  if (v === undefined || v === '') throw new Error(`${name} is not set: run e2e/run.sh`);
-  return v;
-};
-const url = env('E2E_URL');
 const icllm = env('E2E_ICLLM');
 const net = ['--network', url, '--identity', env('E2E_IDENTITY'), '--canister', `task_manager=${env('E2E_TASK_MANAGER')}`];
-const message = env('E2E_MESSAGE');
-const maxNewTokens = Number(env('E2E_MAX_NEW_TOKENS'));
-const expected = readFileSync(env('E2E_EXPECTED'), 'utf8');
-const modelDir = env('E2E_MODEL_DIR');
-const shots = env('E2E_SCREENSHOTS');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 // Whether a local backend package was there when the app was built (run.sh says).
 const localBuilt = env('E2E_LOCAL_BUILT') === '1';
-const manifest = JSON.parse(readFileSync(join(modelDir, 'manifest.json'), 'utf8'));
 const model = manifest.name;
 
-/** The task manager's upper bound of a one-message chat request's tokens
- *  (canisters/task_manager/impl/src/model/jobs.rs: prompt_bound + max_new_tokens). */
-function reservation(content, newTokens) {
-  const bytes = Buffer.byteLength('user') + Buffer.byteLength(content);
-  return bytes + 2 + 8 + Buffer.byteLength(manifest.chat_template) + newTokens;
-}
-
-let context;
+let browser;
 let page;
-let userDataDir;
 
 before(async () => {
-  mkdirSync(shots, { recursive: true });
-  userDataDir = mkdtempSync(join(tmpdir(), 'icllm-e2e-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: false, // the flag below: Chromium's own headless mode
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--enable-unsafe-webgpu',
-    ],
-    viewport: { width: 1100, height: 800 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (m) => {
-    if (m.type() === 'error') console.error(`[page] ${m.text()}`);
-  });
-  await page.goto(url);
+  browser = await openBrowser(WEBGPU_FLAGS);
+  page = browser.page;
 });
 
 after(async () => {
-  await context?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await browser?.close();
 });
 
-const status = () => page.locator('#job-status').getAttribute('data-status');
-
-async function waitForStatus(words, timeout = 120_000) {
-  await page.waitForFunction(
-    (w) => w.includes(document.getElementById('job-status').dataset.status),
-    words,
-    { timeout, polling: 50 },
-  );
-  return status();
-}
-
-async function ask(text, newTokens) {
-  await page.fill('#max-new-tokens', String(newTokens));
-  await page.fill('#temperature', '0');
-  await page.fill('#prompt', text);
-  await page.click('#send');
-}
+const waitForStatus = (words, timeout = 120_000) => waitFor(page, words, timeout);
 
 test('the page names the network and the task manager from config.json', async () => {
   await page.waitForSelector('#sign-in-device:not([hidden])');
   const network = await page.textContent('#network');
   assert.match(network, /^local replica · task manager [a-z0-9-]+$/);
   assert.equal(await page.isVisible('#sign-in-ii'), false, 'no Internet Identity on a local replica');
-  await page.screenshot({ path: join(shots, '1-signed-out.png') });
+  await screenshot(page, '1-signed-out.png');
 });
 
 test('sign in with the device key and register', async () => {
@@ -121,7 +77,7 @@ test('sign in with the device key and register', async () => {
   await page.waitForFunction(() => document.getElementById('principal').textContent !== '');
   assert.equal((await page.textContent('#principal')).trim(), principal);
   await page.waitForFunction(() => /tokens available/.test(document.getElementById('tokens').textContent));
-  await page.screenshot({ path: join(shots, '2-signed-in.png') });
+  await screenshot(page, '2-signed-in.png');
 });
 
 test('the model picker lists the deployed model', async () => {
@@ -132,38 +88,31 @@ test('the model picker lists the deployed model', async () => {
 
 test('chat through the canisters streams the greedy answer icllm gets', async () => {
   // Every text the answer shows on its way, from the page itself.
-  await page.evaluate(() => {
-    window.__seen = [];
-    new MutationObserver(() => {
-      const t = document.querySelector('.message.assistant:last-child .text');
-      if (t) window.__seen.push(t.textContent);
-    }).observe(document.getElementById('conversation'), { childList: true, subtree: true, characterData: true });
-  });
-  await ask(message, maxNewTokens);
+  await watchAnswer(page);
+  await ask(page, message, maxNewTokens);
   assert.equal(await waitForStatus(['completed', 'cancelled', 'failed', 'error']), 'completed');
   const answer = await page.textContent('.message.assistant:last-child .text');
   assert.equal(answer, expected);
-  const seen = await page.evaluate(() => window.__seen.filter((t) => t.length > 0));
   // Each poll appends only the new text: every step extends the last.
-  for (let i = 1; i < seen.length; i++) assert.ok(seen[i].startsWith(seen[i - 1]), `step ${i} rewrote the text`);
+  const seen = await seenTexts(page);
   console.log(`answer (${maxNewTokens} tokens max) arrived in ${new Set(seen).size} updates: ${JSON.stringify(answer)}`);
   assert.match(await page.textContent('#job-status'), /completed \((MaxNewTokens|Eos)\), \d+ prompt \+ \d+ generated tokens/);
   assert.equal(await page.isVisible('#error'), false);
-  await page.screenshot({ path: join(shots, '3-chat-canisters.png') });
+  await screenshot(page, '3-chat-canisters.png');
 });
 
 test('"Run on this device" is offered exactly when the build has the local backend', async () => {
   if (localBuilt) {
     assert.equal(await page.isDisabled('#local-mode'), false);
     assert.equal(await page.textContent('#local-note'), 'Downloads the model from the canisters and runs it here.');
-    await page.screenshot({ path: join(shots, '4-local-mode-available.png') });
+    await screenshot(page, '4-local-mode-available.png');
   } else {
     assert.equal(await page.isDisabled('#local-mode'), true);
     assert.equal(
       await page.textContent('#local-note'),
       'Running on this device is not available in this build: the app was built without a local backend (frontend/engine_web/pkg for the CPU, frontend/gpu/pkg for WebGPU).',
     );
-    await page.screenshot({ path: join(shots, '4-local-mode-unavailable.png') });
+    await screenshot(page, '4-local-mode-unavailable.png');
   }
 });
 
@@ -177,7 +126,7 @@ test('stop ends a running job: its status is cancelled', async () => {
   // --model models/tiny-llama --chat k`), long enough to be stopped.
   const longMessage = 'k';
   const room = manifest.config.max_position_embeddings - reservation(longMessage, 0);
-  await ask(longMessage, room);
+  await ask(page, longMessage, room);
   await waitForStatus(['running'], 120_000);
   // It streams: the text grows poll by poll, each update extending the last.
   await page.waitForFunction(() => new Set(window.__seen.filter((t) => t.length > 0)).size >= 2, null, {
@@ -190,10 +139,9 @@ test('stop ends a running job: its status is cancelled', async () => {
   assert.equal(final, 'cancelled', text);
   const generated = Number(/\+ (\d+) generated tokens/.exec(text)[1]);
   assert.ok(generated < room, `stopped after ${generated} of ${room} tokens`);
-  const seen = await page.evaluate(() => window.__seen.filter((t) => t.length > 0));
-  for (let i = 1; i < seen.length; i++) assert.ok(seen[i].startsWith(seen[i - 1]), `step ${i} rewrote the text`);
+  const seen = await seenTexts(page);
   console.log(`stopped after ${generated} of ${room} tokens, streamed in ${new Set(seen).size} updates`);
-  await page.screenshot({ path: join(shots, '5-stopped.png') });
+  await screenshot(page, '5-stopped.png');
 });
 
 test('an empty bucket shows the rate-limit message with the retry time', async () => {
@@ -206,10 +154,10 @@ test('an empty bucket shows the rate-limit message with the retry time', async (
     stdio: 'inherit',
   });
   await page.click('#new-chat');
-  await ask(message, maxNewTokens);
+  await ask(page, message, maxNewTokens);
   assert.equal(await waitForStatus(['completed', 'cancelled', 'failed', 'error']), 'completed');
   await page.click('#new-chat');
-  await ask(message, maxNewTokens);
+  await ask(page, message, maxNewTokens);
   await page.waitForSelector('#error:not([hidden])');
   const error = await page.textContent('#error');
   const m = /^You have used your tokens for now: this request needs (\d+) and (\d+) are left\. Try again in (\d+) seconds?\.$/.exec(error);
@@ -219,7 +167,7 @@ test('an empty bucket shows the rate-limit message with the retry time', async (
   assert.ok(Number(m[3]) >= 1 && Number(m[3]) <= needed, error);
   // The message was not sent: it is back in the box, to send later.
   assert.equal(await page.inputValue('#prompt'), message);
-  await page.screenshot({ path: join(shots, '6-rate-limited.png') });
+  await screenshot(page, '6-rate-limited.png');
 });
 
 test('on mainnet the page offers Internet Identity, not a device key', async () => {
@@ -229,5 +177,5 @@ test('on mainnet the page offers Internet Identity, not a device key', async () 
   assert.equal(await page.textContent('#network'), 'mainnet · task manager ryjl3-tyaaa-aaaaa-aaaba-cai');
   assert.equal(await page.isVisible('#sign-in-device'), false);
   assert.equal(await page.isVisible('#signed-in'), false, 'the device key is not used on mainnet');
-  await page.screenshot({ path: join(shots, '7-mainnet-sign-in.png') });
+  await screenshot(page, '7-mainnet-sign-in.png');
 });

@@ -7,8 +7,9 @@
 # the browser tests (e2e/chat.test.mjs, headless Debian Chromium through
 # playwright-core) and stops the server.
 #
-# Then the CPU path of "Run on this device" (e2e/local_cpu.test.mjs) in a
-# Chromium started without WebGPU.
+# Then "Run on this device": the WebGPU path (e2e/local_gpu.test.mjs) in a
+# Chromium with WebGPU on SwiftShader, the CPU path (e2e/local_cpu.test.mjs)
+# in a Chromium started without WebGPU.
 #
 # Screenshots of each mode: target/e2e/screenshots/. Server log and state:
 # target/e2e/. A missing Chromium is a failure, not a skip.
@@ -32,18 +33,26 @@ MODEL_DIR="$ROOT/models/tiny-llama/stages-1"
 MESSAGE="What is the capital of France?"
 MAX_NEW_TOKENS=24
 
-# What the tests need, built. The CPU path's package first
-# (frontend/engine_web/pkg: the tract engine for wasm32, wasm-bindgen), then
-# the app, which bundles it (and frontend/gpu/pkg when that is there).
-# E2E_NO_ENGINE_WEB=1 builds the app without it (the 'not available' check).
+# What the tests need, built. The local backends' packages first
+# (frontend/engine_web/pkg: the tract engine; frontend/gpu/pkg: the WGSL
+# forward pass; both wasm32, wasm-bindgen), then the app, which bundles
+# them. E2E_NO_ENGINE_WEB=1 builds the app without the first, E2E_NO_GPU=1
+# without the second (E2E_NO_ENGINE_WEB=1 E2E_NO_GPU=1: the 'not available'
+# check).
 if [ "${E2E_NO_ENGINE_WEB:-0}" = 1 ]; then
   rm -rf "$ROOT/frontend/engine_web/pkg"
 else
   "$ROOT/frontend/engine_web/build.sh"
 fi
+if [ "${E2E_NO_GPU:-0}" = 1 ]; then
+  rm -rf "$ROOT/frontend/gpu/pkg"
+else
+  "$ROOT/frontend/gpu/build.sh"
+fi
 (cd "$APP" && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
 LOCAL_BUILT=0
-compgen -G "$ROOT/frontend/gpu/pkg/*.js" >/dev/null && LOCAL_BUILT=1
+GPU_BUILT=0
+[ -f "$ROOT/frontend/gpu/pkg/gpu.js" ] && GPU_BUILT=1 && LOCAL_BUILT=1
 CPU_BUILT=0
 [ -f "$ROOT/frontend/engine_web/pkg/engine_web.js" ] && CPU_BUILT=1 && LOCAL_BUILT=1
 # ICLLM=<binary> uses that icllm instead of building one.
@@ -95,10 +104,14 @@ E2E_LOCAL_BUILT="$LOCAL_BUILT" E2E_URL="$url" E2E_ICLLM="$ICLLM" E2E_IDENTITY="$
   E2E_MAX_NEW_TOKENS="$MAX_NEW_TOKENS" E2E_EXPECTED="$WORK/expected.txt" \
   E2E_MODEL_DIR="$MODEL_DIR" E2E_SCREENSHOTS="$WORK/screenshots" CHROMIUM="$CHROMIUM" \
   node --test --test-reporter=spec e2e/chat.test.mjs
+local_env=(E2E_URL="$url" E2E_MESSAGE="$MESSAGE" E2E_MAX_NEW_TOKENS="$MAX_NEW_TOKENS" E2E_EXPECTED="$WORK/expected.txt"
+  E2E_MODEL_DIR="$MODEL_DIR" E2E_SCREENSHOTS="$WORK/screenshots" CHROMIUM="$CHROMIUM")
+# The WebGPU path, in a browser with WebGPU (SwiftShader).
+if [ "$GPU_BUILT" = 1 ]; then
+  env "${local_env[@]}" node --test --test-reporter=spec e2e/local_gpu.test.mjs
+fi
 # The CPU path, in a browser without WebGPU.
 if [ "$CPU_BUILT" = 1 ]; then
-  E2E_URL="$url" E2E_MESSAGE="$MESSAGE" E2E_MAX_NEW_TOKENS="$MAX_NEW_TOKENS" E2E_EXPECTED="$WORK/expected.txt" \
-    E2E_MODEL_DIR="$MODEL_DIR" E2E_SCREENSHOTS="$WORK/screenshots" CHROMIUM="$CHROMIUM" \
-    node --test --test-reporter=spec e2e/local_cpu.test.mjs
+  env "${local_env[@]}" node --test --test-reporter=spec e2e/local_cpu.test.mjs
 fi
 echo "e2e: screenshots in target/e2e/screenshots/"

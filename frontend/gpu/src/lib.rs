@@ -12,6 +12,11 @@
 //!   kept on the GPU.
 //! * [`mod@generate`] — text generation with the engine's token loop and
 //!   tokenizer, streaming each step to a callback that may cancel.
+//! * [`loader`] — a model from its chunks as the task manager serves them
+//!   (each checked against the manifest's SHA-256), and [`ChatModel`]: the
+//!   model on the GPU with its tokenizer and chat template.
+//! * `web` (wasm32 only) — the JavaScript API (`wasm-bindgen --target web`,
+//!   `build.sh` builds `pkg/`) the chat UI's WebGPU worker calls.
 //!
 //! Numbers follow the ONNX stages the canisters run (same weights, same
 //! RoPE convention, f32 throughout), so greedy tokens match the tract
@@ -25,13 +30,17 @@
 pub mod context;
 pub mod error;
 pub mod generate;
+pub mod loader;
 pub mod model;
 pub mod ops;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod weights;
 
 pub use context::Gpu;
 pub use error::{GpuError, Result};
 pub use generate::{generate, Flow, GpuOutput};
+pub use loader::{ChatModel, CheckedModel, ModelLoader};
 pub use model::{GpuModel, Logits, ModelOptions};
 pub use weights::{LayerWeights, ModelWeights};
 

@@ -2,14 +2,11 @@
 // this device (WebGPU, or the CPU when there is none), its weights fetched
 // chunk by chunk from the task manager.
 //
-// Two implement it: the CPU path here (./cpu.ts, the tract engine of
-// `frontend/engine_web` in a Web Worker), and the WebGPU path, whose
-// package, built to `frontend/gpu/pkg/`, must export
-//
-//   default(): Promise<unknown>            wasm-bindgen's init (loads the .wasm)
-//   createLocalBackend(): Promise<LocalBackend>
-//
-// The app finds the packages at build time (see ./index.ts).
+// Both implementations are a ./worker_backend.ts: the page downloads and
+// checks the weights (./download.ts, ./store.ts) and a Web Worker runs the
+// engine: ./cpu.worker.ts the tract engine of `frontend/engine_web`,
+// ./gpu.worker.ts the WGSL forward pass of `frontend/gpu` (wasm-bindgen
+// packages built to their `pkg/`, found at build time: see ./index.ts).
 
 /** A model's files, as the task manager serves them to anyone registered. */
 export interface ChunkSource {
@@ -72,10 +69,4 @@ export interface LocalBackend {
     onToken: (text: string) => void,
     signal: AbortSignal,
   ): Promise<LocalGeneration>;
-}
-
-/** The package's exports the app needs. */
-export interface LocalBackendModule {
-  default: () => Promise<unknown>;
-  createLocalBackend: () => Promise<LocalBackend>;
 }

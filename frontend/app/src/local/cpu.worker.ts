@@ -4,8 +4,8 @@
 // the engine), loads it, and generates a token per step, yielding to its
 // event loop between tokens so that a `cancel` can arrive.
 
-import type { FromWorker, ToWorker, EngineWebModule, EngineWebModel } from './protocol';
-import type { LocalGeneration } from './backend';
+import type { ToWorker, EngineWebModule, EngineWebModel } from './protocol';
+import { errorMessage, generationResult, post, serve } from './worker_host';
 
 const modules = import.meta.glob<EngineWebModule>('../../../engine_web/pkg/engine_web.js', { eager: true });
 const wasmUrls = import.meta.glob<string>('../../../engine_web/pkg/engine_web_bg.wasm', {
@@ -13,13 +13,6 @@ const wasmUrls = import.meta.glob<string>('../../../engine_web/pkg/engine_web_bg
   query: '?url',
   import: 'default',
 });
-
-interface WorkerScope {
-  postMessage(message: FromWorker, transfer?: Transferable[]): void;
-  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
-}
-const scope = self as unknown as WorkerScope;
-const post = (m: FromWorker) => scope.postMessage(m);
 
 let engine: EngineWebModule | null = null;
 async function loadEngine(): Promise<EngineWebModule> {
@@ -37,12 +30,6 @@ let loader: InstanceType<EngineWebModule['WebModelLoader']> | null = null;
 let loadError: string | null = null;
 let model: EngineWebModel | null = null;
 const cancelled = new Set<number>();
-/** Messages handled one at a time, in order (loading the engine is async). */
-let queue: Promise<void> = Promise.resolve();
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 /** Lets queued messages (a cancel) run: a macrotask without timer clamping. */
 function yieldToEvents(): Promise<void> {
@@ -68,22 +55,7 @@ async function generate(id: number, m: Extract<ToWorker, { type: 'generate' }>):
       if (piece !== '') post({ type: 'token', id, text: piece });
       await yieldToEvents();
     }
-    const ended = performance.now();
-    const generated = run.generatedTokens;
-    // Decode speed: the tokens after the first (which came with the prompt).
-    const decodeSeconds = (ended - firstAt) / 1000;
-    const tokensPerSecond =
-      generated > 1 && decodeSeconds > 0 ? (generated - 1) / decodeSeconds : generated / Math.max(1e-9, (ended - started) / 1000);
-    const prefillSeconds = (firstAt - started) / 1000;
-    const result: LocalGeneration = {
-      text: run.text,
-      promptTokens: run.promptTokens,
-      generatedTokens: generated,
-      tokensPerSecond,
-      prefillTokensPerSecond: generated > 0 && prefillSeconds > 0 ? run.promptTokens / prefillSeconds : 0,
-      finishReason: (run.finishReason ?? 'cancelled') as LocalGeneration['finishReason'],
-    };
-    post({ type: 'done', id, result });
+    post({ type: 'done', id, result: generationResult(run, { started, firstAt, ended: performance.now() }) });
   } finally {
     run.free();
     cancelled.delete(id);
@@ -92,6 +64,10 @@ async function generate(id: number, m: Extract<ToWorker, { type: 'generate' }>):
 
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
+    case 'init':
+      await loadEngine();
+      post({ type: 'ready', detail: 'tract, wasm32 + SIMD' });
+      return;
     case 'load': {
       const e = await loadEngine();
       loader?.free();
@@ -108,7 +84,7 @@ async function handle(m: ToWorker): Promise<void> {
         if (m.type === 'tokenizer-chunk') loader.addTokenizerChunk(m.index, m.bytes);
         else loader.addStageChunk(m.stage, m.index, m.bytes);
       } catch (err) {
-        loadError = message(err);
+        loadError = errorMessage(err);
       }
       return;
     }
@@ -132,14 +108,4 @@ async function handle(m: ToWorker): Promise<void> {
   }
 }
 
-scope.onmessage = (event) => {
-  const m = event.data;
-  // A cancel must not wait behind the generation it stops.
-  if (m.type === 'cancel') {
-    cancelled.add(m.id);
-    return;
-  }
-  queue = queue.then(() =>
-    handle(m).catch((err) => post({ type: 'error', id: m.type === 'generate' ? m.id : null, message: message(err) })),
-  );
-};
+serve(handle, cancelled);

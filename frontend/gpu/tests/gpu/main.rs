@@ -6,6 +6,7 @@
 //! lavapipe (`scripts/setup.sh`).
 
 mod kernels;
+mod loader;
 mod model;
 
 use std::sync::OnceLock;
