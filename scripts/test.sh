@@ -24,6 +24,9 @@ cargo build -p engine_wasm_probe --target wasm32-unknown-unknown --release
 # Canisters are linted as what they ship as.
 cargo clippy --target wasm32-unknown-unknown --release \
   -p task_manager -p worker -p example_caller -p tc_counter -p tc_caller -p tc_trapper -p tc_stable -p tc_timers -- -D warnings
+# The browser's local backends, as the app bundles them (their wasm32-only
+# code: wasm-bindgen APIs, WebGPU).
+cargo clippy --target wasm32-unknown-unknown --release -p gpu -p engine_web -- -D warnings
 
 .venv/bin/python -m pytest -q scripts/tests
 # icp-cli (npm, clients/node) must be there for its test against the served replica.

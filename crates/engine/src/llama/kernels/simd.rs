@@ -35,12 +35,7 @@ pub unsafe fn dot_q8(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
     #[inline(always)]
     unsafe fn dot8(wp: *const i8, xp: *const i16) -> v128 {
         // SAFETY: as the caller guarantees; no alignment needed.
-        unsafe {
-            i32x4_dot_i16x8(
-                i16x8_load_extend_i8x8(wp),
-                v128_load(xp.cast()),
-            )
-        }
+        unsafe { i32x4_dot_i16x8(i16x8_load_extend_i8x8(wp), v128_load(xp.cast())) }
     }
 
     let blocks = dw.len();
