@@ -196,7 +196,11 @@ pub fn store_chunk(
 /// doubling, a stage's buffer would reserve up to twice its size, and the
 /// heap peak while it grows would be three times.
 fn assemble(state: &State, file: u32, size: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut out = Vec::new();
+    // The size is the manifest's: when it cannot be reserved, the chunks
+    // (which are what is stored) are appended as they come instead of
+    // trapping here.
+    let _ = out.try_reserve_exact(usize::try_from(size).unwrap_or(usize::MAX));
     let range = ChunkKey { file, index: 0 }..=ChunkKey {
         file,
         index: u32::MAX,
