@@ -1,47 +1,7 @@
 #!/usr/bin/env bash
 # Builds the browser package of the tract engine: frontend/engine_web/pkg/
-# (engine_web.js + engine_web_bg.wasm, `wasm-bindgen --target web`), which
-# the chat UI bundles for its CPU path (frontend/app/src/local/).
-#
-# wasm-bindgen-cli must have the version the crate pins: it is installed
-# (cargo install, under the target directory) when missing or at another
-# version. Environment: CARGO_TARGET_DIR (default <root>/target),
-# WASM_BINDGEN (a wasm-bindgen binary to use).
+# (engine_web.js + engine_web_bg.wasm), which the chat UI bundles for its
+# CPU path (frontend/app/src/local/cpu.worker.ts). How:
+# scripts/build_web_package.sh.
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-cd "$ROOT"
-export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
-
-# The version the crate pins (`wasm-bindgen = "=X.Y.Z"`).
-VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' "$HERE/Cargo.toml")
-[ -n "$VERSION" ] || { echo "engine_web: no exact wasm-bindgen version in Cargo.toml" >&2; exit 1; }
-
-version_of() { "$1" --version 2>/dev/null | awk '{print $2}'; }
-BINDGEN="${WASM_BINDGEN:-}"
-if [ -z "$BINDGEN" ]; then
-  for candidate in "$TARGET/tools/bin/wasm-bindgen" "$(command -v wasm-bindgen || true)"; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ] && [ "$(version_of "$candidate")" = "$VERSION" ]; then
-      BINDGEN="$candidate"
-      break
-    fi
-  done
-fi
-if [ -z "$BINDGEN" ]; then
-  echo "engine_web: installing wasm-bindgen-cli $VERSION under $TARGET/tools"
-  CARGO_TARGET_DIR="$TARGET/tools/build" cargo install wasm-bindgen-cli --version "$VERSION" --root "$TARGET/tools"
-  BINDGEN="$TARGET/tools/bin/wasm-bindgen"
-fi
-[ "$(version_of "$BINDGEN")" = "$VERSION" ] || {
-  echo "engine_web: $BINDGEN is wasm-bindgen $(version_of "$BINDGEN"), the crate needs $VERSION" >&2
-  exit 1
-}
-
-rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
-# SIMD and the getrandom backend come from .cargo/config.toml.
-cargo build --target wasm32-unknown-unknown --release -p engine_web
-rm -rf "$HERE/pkg"
-"$BINDGEN" --target web --remove-name-section --remove-producers-section --out-dir "$HERE/pkg" "$TARGET/wasm32-unknown-unknown/release/engine_web.wasm"
-echo "engine_web: $HERE/pkg ($(du -h "$HERE/pkg/engine_web_bg.wasm" | cut -f1) of wasm)"
+exec "$(dirname "$0")/../../scripts/build_web_package.sh" frontend/engine_web engine_web

@@ -139,7 +139,7 @@ fn deploy(args: &DeployArgs) -> Result<Deployed> {
     let upload_secs = started.elapsed().as_secs_f64();
 
     eprintln!(
-        "deploying {}: the workers pull their stages and load them into tract",
+        "deploying {}: the workers pull their stages and load them (tract for onnx-f32 stages, the own int8 pass for q8)",
         info.name
     );
     let started = Instant::now();
@@ -327,10 +327,7 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         d.upload_secs,
         d.upload_bytes as f64 / 1e6 / d.upload_secs.max(1e-9)
     );
-    println!(
-        "deploy (pull + verify + load into tract): {:.1} s",
-        d.deploy_secs
-    );
+    println!("deploy (pull + verify + load): {:.1} s", d.deploy_secs);
     for s in &load {
         println!(
             "load stage(s) {:?}: {} instructions in {} messages, at most {} in one message",
