@@ -13,7 +13,8 @@
 # derived from them. SCALING_FULL="smollm2-360m" also measures that whole
 # model, to check the derivation (slow). The models are written to
 # SCALING_DIR (default /tmp/icllm-scaling) and removed after their run;
-# the JSON figures stay there.
+# the JSON figures stay there. SCALING_REUSE=1 reuses a model's JSON when it
+# is there (to print the table again, or to add SCALING_FULL).
 #
 #   scripts/scaling.sh
 #   SCALING_FULL=smollm2-360m scripts/scaling.sh
@@ -47,6 +48,10 @@ mkdir -p "$DIR"
 
 measure() {  # measure SHAPE LAYERS-ARGS NAME
   local model="$DIR/$3"
+  if [ "${SCALING_REUSE:-0}" = 1 ] && [ -f "$DIR/$3.json" ]; then
+    echo "scaling: reusing $DIR/$3.json"
+    return
+  fi
   "$TARGET/examples/random_llama" --shape "$1" $2 --like "$LIKE" --out "$model" --seed 7
   "$TARGET/icllm" replica-bench --model "$model" --tokens 8 --json "$DIR/$3.json" \
     --wasm-dir "$WASM_DIR"
@@ -86,14 +91,8 @@ def load(name):
 
 G, MiB = 1e9, 2**20
 
-def heap_today(stage_bytes):
-    # The worker's peak heap as measured (SmolLM2-135M and every random
-    # model): twice the stage file rounded up to a power of two (the file is
-    # assembled in a growing buffer, then held while it loads).
-    return 2 * 2 ** math.ceil(math.log2(stage_bytes))
-
 print(f"{'model':<14} {'layers':>6} {'source':<9} {'decode/token':>12} {'prefill/token':>13} "
-      f"{'load':>8} {'heap':>9} {'stage file':>10} {'tokens/40B':>10} {'stages':>6} {'lean':>4}")
+      f"{'load':>8} {'heap':>9} {'stage file':>10} {'tokens/40B':>10} {'stages':>6}")
 for shape in shapes:
     a, b = layer_list[0], layer_list[-1]
     ma, mb = load(f"{shape}-{a}l"), load(f"{shape}-{b}l")
@@ -102,15 +101,13 @@ for shape in shapes:
     depth = DEPTH[shape]
     kv_per_layer = 2 * KV_WIDTH[shape] * 4 * CONTEXT
 
-    def stages_needed(layers, lean):
+    def stages_needed(layers):
         # The first and the last stage each hold the (tied) embedding: the
-        # fixed part bounds both; a stage of n layers adds n per-layer parts.
-        # `lean`: a worker that loads the file without the doubling buffer
-        # (heap = file + KV cache); otherwise the worker as measured.
+        # fixed part bounds both; a stage of n layers adds n per-layer parts
+        # to the measured heap, and its KV cache at CONTEXT positions.
         for s in range(1, layers + 1):
             n = math.ceil(layers / s)
-            file = fixed["upload"] + n * per_layer["upload"]
-            heap = (file if lean else heap_today(file)) + n * kv_per_layer
+            heap = fixed["heap"] + n * per_layer["heap"] + n * kv_per_layer
             instructions = fixed["decode"] + n * per_layer["decode"]
             if heap <= HEAP_LIMIT and instructions <= MESSAGE_LIMIT:
                 return s
@@ -121,20 +118,19 @@ for shape in shapes:
     if os.path.exists(os.path.join(out, full + ".json")):
         rows.append((depth, "measured", load(full)))
     derived = {k: fixed[k] + depth * per_layer[k] for k in ma}
-    derived["heap"] = heap_today(derived["upload"])
     rows.append((depth, "derived", derived))
     for layers, source, m in rows:
         print(f"{shape:<14} {layers:>6} {source:<9} {m['decode'] / G:>10.3f} B {m['prefill'] / G:>11.3f} B "
               f"{m['load'] / G:>6.2f} B {m['heap'] / MiB:>5.0f} MiB {m['upload'] / MiB:>6.0f} MiB "
-              f"{int(MESSAGE_LIMIT // m['decode']):>10} {stages_needed(layers, False):>6} "
-              f"{stages_needed(layers, True):>4}")
+              f"{int(MESSAGE_LIMIT // m['decode']):>10} {stages_needed(layers):>6}")
     print(f"{shape:<14} per layer: decode {per_layer['decode'] / G:.4f} B, prefill {per_layer['prefill'] / G:.4f} B, "
-          f"load {per_layer['load'] / G:.3f} B, stage file {per_layer['upload'] / MiB:.1f} MiB "
+          f"load {per_layer['load'] / G:.3f} B, heap {per_layer['heap'] / MiB:.1f} MiB, "
+          f"stage file {per_layer['upload'] / MiB:.1f} MiB "
           f"(+ {kv_per_layer / MiB:.0f} MiB of KV cache at {CONTEXT} positions); "
           f"fixed: decode {fixed['decode'] / G:.3f} B, load {fixed['load'] / G:.2f} B, "
-          f"stage file {fixed['upload'] / MiB:.0f} MiB")
-print(f"heap of a derived row: 2 x the stage file rounded up to a power of two, as measured. stages: the fewest "
-      f"whose largest (ceil(layers / stages) layers plus the fixed part, and the KV cache at {CONTEXT} "
-      f"positions) fits a {HEAP_LIMIT // 2**30} GiB heap and {MESSAGE_LIMIT / G:.0f} B instructions per token; "
-      f"lean: the same for a worker whose heap is its stage file plus the KV cache")
+          f"heap {fixed['heap'] / MiB:.0f} MiB, stage file {fixed['upload'] / MiB:.0f} MiB")
+print(f"derived rows: the fixed part + layers x the per-layer figures (heap included: the worker's peak, "
+      f"measured). stages: the fewest whose largest (ceil(layers / stages) layers plus the fixed part, and "
+      f"the KV cache at {CONTEXT} positions) fits a {HEAP_LIMIT // 2**30} GiB heap and "
+      f"{MESSAGE_LIMIT / G:.0f} B instructions per token")
 EOF
