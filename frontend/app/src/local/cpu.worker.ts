@@ -5,7 +5,7 @@
 // event loop between tokens so that a `cancel` can arrive.
 
 import type { ToWorker, EngineWebModule, EngineWebModel } from './protocol';
-import { errorMessage, generationResult, post, serve } from './worker_host';
+import { ModelAssembly, generationResult, post, serve } from './worker_host';
 
 const modules = import.meta.glob<EngineWebModule>('../../../engine_web/pkg/engine_web.js', { eager: true });
 const wasmUrls = import.meta.glob<string>('../../../engine_web/pkg/engine_web_bg.wasm', {
@@ -25,9 +25,7 @@ async function loadEngine(): Promise<EngineWebModule> {
   return module;
 }
 
-let loader: InstanceType<EngineWebModule['WebModelLoader']> | null = null;
-/** The first error of the model being loaded (later pieces are ignored). */
-let loadError: string | null = null;
+const assembly = new ModelAssembly<InstanceType<EngineWebModule['WebModelLoader']>>();
 let model: EngineWebModel | null = null;
 const cancelled = new Set<number>();
 
@@ -70,29 +68,18 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     case 'load': {
       const e = await loadEngine();
-      loader?.free();
       model?.free();
       model = null;
-      loadError = null;
-      loader = new e.WebModelLoader(m.manifest);
+      assembly.start(new e.WebModelLoader(m.manifest));
       return;
     }
     case 'tokenizer-chunk':
-    case 'stage-chunk': {
-      if (loadError || !loader) return;
-      try {
-        if (m.type === 'tokenizer-chunk') loader.addTokenizerChunk(m.index, m.bytes);
-        else loader.addStageChunk(m.stage, m.index, m.bytes);
-      } catch (err) {
-        loadError = errorMessage(err);
-      }
+    case 'stage-chunk':
+      assembly.add(m);
       return;
-    }
     case 'finish': {
-      if (loadError || !loader) throw new Error(loadError ?? 'No model is being loaded.');
+      const l = assembly.take();
       post({ type: 'progress', phase: 'loading the model into the engine (tract)' });
-      const l = loader;
-      loader = null;
       try {
         model = l.finish();
       } finally {

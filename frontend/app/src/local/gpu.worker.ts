@@ -7,7 +7,7 @@
 // between tokens.
 
 import type { ToWorker, GpuModule, GpuDevice, GpuChatModel } from './protocol';
-import { errorMessage, generationResult, post, serve } from './worker_host';
+import { ModelAssembly, generationResult, post, serve } from './worker_host';
 
 const modules = import.meta.glob<GpuModule>('../../../gpu/pkg/gpu.js', { eager: true });
 const wasmUrls = import.meta.glob<string>('../../../gpu/pkg/gpu_bg.wasm', {
@@ -27,9 +27,7 @@ async function openGpu(): Promise<{ module: GpuModule; device: GpuDevice }> {
   return gpu;
 }
 
-let loader: InstanceType<GpuModule['GpuModelLoader']> | null = null;
-/** The first error of the model being loaded (later pieces are ignored). */
-let loadError: string | null = null;
+const assembly = new ModelAssembly<InstanceType<GpuModule['GpuModelLoader']>>();
 let model: GpuChatModel | null = null;
 const cancelled = new Set<number>();
 
@@ -64,30 +62,19 @@ async function handle(m: ToWorker): Promise<void> {
     }
     case 'load': {
       const { module } = await openGpu();
-      loader?.free();
       model?.free();
       model = null;
-      loadError = null;
-      loader = new module.GpuModelLoader(m.manifest);
+      assembly.start(new module.GpuModelLoader(m.manifest));
       return;
     }
     case 'tokenizer-chunk':
-    case 'stage-chunk': {
-      if (loadError || !loader) return;
-      try {
-        if (m.type === 'tokenizer-chunk') loader.addTokenizerChunk(m.index, m.bytes);
-        else loader.addStageChunk(m.stage, m.index, m.bytes);
-      } catch (err) {
-        loadError = errorMessage(err);
-      }
+    case 'stage-chunk':
+      assembly.add(m);
       return;
-    }
     case 'finish': {
-      if (loadError || !loader) throw new Error(loadError ?? 'No model is being loaded.');
       const { device } = await openGpu();
+      const l = assembly.take();
       post({ type: 'progress', phase: 'uploading the weights to the GPU' });
-      const l = loader;
-      loader = null;
       try {
         model = l.finish(device);
       } finally {

@@ -34,6 +34,46 @@ export function serve(handle: (m: ToWorker) => Promise<void>, cancelled: Set<num
   };
 }
 
+/** A wasm model loader (frontend/gpu's or frontend/engine_web's): the
+ *  pieces in order, each checked by the engine as it arrives. */
+export interface ChunkLoader {
+  addTokenizerChunk(index: number, bytes: Uint8Array): void;
+  addStageChunk(stage: number, index: number, bytes: Uint8Array): void;
+  free(): void;
+}
+
+/** The model being assembled from the page's pieces. Its first error is
+ *  kept and later pieces are ignored; `take` hands the loader over for its
+ *  `finish`, or throws that error. */
+export class ModelAssembly<L extends ChunkLoader> {
+  private loader: L | null = null;
+  private error: string | null = null;
+
+  /** Starts over with `loader` (a previous unfinished one is freed). */
+  start(loader: L): void {
+    this.loader?.free();
+    this.loader = loader;
+    this.error = null;
+  }
+
+  add(m: Extract<ToWorker, { type: 'tokenizer-chunk' | 'stage-chunk' }>): void {
+    if (this.error || !this.loader) return;
+    try {
+      if (m.type === 'tokenizer-chunk') this.loader.addTokenizerChunk(m.index, m.bytes);
+      else this.loader.addStageChunk(m.stage, m.index, m.bytes);
+    } catch (err) {
+      this.error = errorMessage(err);
+    }
+  }
+
+  take(): L {
+    const loader = this.loader;
+    if (this.error || !loader) throw new Error(this.error ?? 'No model is being loaded.');
+    this.loader = null;
+    return loader;
+  }
+}
+
 /** Times of a generation (performance.now()): its start, its first token
  *  (the prompt and the first token), its end. */
 export interface Timing {
