@@ -4,7 +4,8 @@
 # `icp:public candid:service` metadata. Everything is optimised for size
 # (opt-level z) except tract's kernels (tract-linalg, opt-level 3: the
 # worker's cost is instructions per token); the worker then goes through
-# binaryen's `wasm-opt -Oz` and must keep its code section at most 9 MiB,
+# binaryen's `wasm-opt -Oz` and `wasm-fold` (load offsets) and must keep its
+# code section at most 9 MiB,
 # a margin of 1 MiB under the IC's limit of 10 MiB.
 #
 #   scripts/build_canisters.sh                 all of them
@@ -47,7 +48,12 @@ build() {
       echo "build_canisters.sh: wasm-opt (binaryen) is missing; scripts/setup.sh installs it" >&2
       exit 1
     fi
-    wasm-opt -Oz "${WASM_OPT_FEATURES[@]}" "$module" -o "$tmp.opt.wasm"
+    # --low-memory-unused: binaryen folds constant address additions into
+    # the offsets of plain loads and stores; wasm-fold then does the same
+    # for the SIMD loads binaryen leaves alone (crates/wasm_fold).
+    wasm-opt -Oz --low-memory-unused "${WASM_OPT_FEATURES[@]}" "$module" -o "$tmp.opt.wasm"
+    cargo run --release -q -p wasm_fold -- "$tmp.opt.wasm" "$tmp.fold.wasm"
+    mv -f "$tmp.fold.wasm" "$tmp.opt.wasm"
     module="$tmp.opt.wasm"
   fi
   "$PY" scripts/wasm_metadata.py "$module" "$tmp.wasm" \

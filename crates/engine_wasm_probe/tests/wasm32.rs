@@ -113,7 +113,10 @@ impl Probe {
 }
 
 fn frames(model: &str, request: &Request) -> Vec<u8> {
-    let dir = workspace().join("models").join(model);
+    frames_from(&workspace().join("models").join(model), request)
+}
+
+fn frames_from(dir: &Path, request: &Request) -> Vec<u8> {
     let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
     let manifest = read("manifest.json");
     let stage_files: Vec<String> = engine::Manifest::from_json(&manifest)
@@ -169,6 +172,31 @@ fn greedy_tokens_are_the_same_on_wasm32_and_native() {
     let n = tokens(&wasm).len();
     assert!(n > 0);
     println!("tiny-llama greedy on wasm32: {n} tokens, {fuel} instructions including model load");
+}
+
+/// The int8 pass: tiny-llama quantised here, in one stage and in two.
+/// The prompt's prefill runs the wasm kernel for four rows by four tokens,
+/// decoding the one-row kernel, and rows of 64 values (no interleaved
+/// group) as well as 128 (one group); every product must give the native
+/// bits, or the greedy tokens would drift apart.
+#[test]
+fn int8_tokens_are_the_same_on_wasm32_and_native() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    for stages in ["stages-1", "stages-2"] {
+        let dir = std::env::temp_dir().join(format!("icllm-probe-q8-{stages}-{nanos}"));
+        let source = workspace().join("models/tiny-llama").join(stages);
+        engine::llama::quantize_model_dir(&source, &dir).unwrap();
+        let framed = frames_from(&dir, &chat_request(SamplingParams::greedy(24)));
+        let native = run(&framed);
+        let (wasm, fuel) = Probe::new().call(&framed);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(wasm, native, "{stages}");
+        assert!(!tokens(&wasm).is_empty(), "{stages}");
+        println!("tiny-llama int8 ({stages}) on wasm32: {fuel} instructions including model load");
+    }
 }
 
 #[test]

@@ -325,18 +325,67 @@ impl Matrix {
                 debug_assert_eq!(scratch.quants.len(), n * cols);
                 let quants = m.quants.as_slice();
                 let scales = m.scales.as_slice();
-                for (o, (wq, wd)) in quants
-                    .chunks_exact(cols)
-                    .zip(scales.chunks_exact(blocks))
-                    .enumerate()
-                {
-                    for ((xq, xd), y) in scratch
-                        .quants
-                        .chunks_exact(cols)
-                        .zip(scratch.scales.chunks_exact(blocks))
-                        .zip(y[o..].iter_mut().step_by(rows))
-                    {
-                        *y = kernels::dot_q8(wq, wd, xq, xd);
+                let (xq, xd) = (&scratch.quants[..], &scratch.scales[..]);
+                // Four rows by four tokens at once where there are four
+                // tokens (prefill: each weight is loaded once per four
+                // tokens), four rows by one token for the rest (decoding:
+                // each activation is loaded once per four rows).
+                let (rows4, n4) = (rows / 4 * 4, n / 4 * 4);
+                if n4 > 0 {
+                    for o in (0..rows4).step_by(4) {
+                        let w = &quants[o * cols..(o + 4) * cols];
+                        let dw = &scales[o * blocks..(o + 4) * blocks];
+                        for t in (0..n4).step_by(4) {
+                            let out = kernels::dot_q8_4x4(
+                                w,
+                                dw,
+                                &xq[t * cols..(t + 4) * cols],
+                                &xd[t * blocks..(t + 4) * blocks],
+                                cols,
+                            );
+                            for (r, row) in out.iter().enumerate() {
+                                for (j, &v) in row.iter().enumerate() {
+                                    y[(t + j) * rows + o + r] = v;
+                                }
+                            }
+                        }
+                    }
+                }
+                for t in n4..n {
+                    let (x, dx) = (
+                        &xq[t * cols..(t + 1) * cols],
+                        &xd[t * blocks..(t + 1) * blocks],
+                    );
+                    let y = &mut y[t * rows..(t + 1) * rows];
+                    for o in (0..rows4).step_by(4) {
+                        let out = kernels::dot_q8_4x1(
+                            &quants[o * cols..(o + 4) * cols],
+                            &scales[o * blocks..(o + 4) * blocks],
+                            x,
+                            dx,
+                            cols,
+                        );
+                        y[o..o + 4].copy_from_slice(&out);
+                    }
+                    for o in rows4..rows {
+                        y[o] = kernels::dot_q8(
+                            &quants[o * cols..(o + 1) * cols],
+                            &scales[o * blocks..(o + 1) * blocks],
+                            x,
+                            dx,
+                        );
+                    }
+                }
+                // Rows past the last four, for the tokens done four at a
+                // time.
+                for t in 0..n4 {
+                    for o in rows4..rows {
+                        y[t * rows + o] = kernels::dot_q8(
+                            &quants[o * cols..(o + 1) * cols],
+                            &scales[o * blocks..(o + 1) * blocks],
+                            &xq[t * cols..(t + 1) * cols],
+                            &xd[t * blocks..(t + 1) * blocks],
+                        );
                     }
                 }
             }

@@ -175,6 +175,89 @@ pub fn dot_q8(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
     unsafe { simd::dot_q8(w, dw, x, dx) }
 }
 
+/// [`dot_q8`] of four rows of weights with one row of activations:
+/// `out[r]` is row `r` of `w` (`4 × cols` quants, `dw` their scales)
+/// dotted with `x` (`cols` activations, `dx`), bit for bit what [`dot_q8`]
+/// gives. The wasm kernel loads each activation vector once for the four
+/// rows (decoding); elsewhere it is four calls of [`dot_q8`].
+///
+/// # Panics
+/// If the lengths disagree or `cols` is not a multiple of 32.
+#[inline(always)]
+pub fn dot_q8_4x1(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32], cols: usize) -> [f32; 4] {
+    let blocks = cols / BLOCK;
+    assert!(
+        cols.is_multiple_of(BLOCK)
+            && w.len() == 4 * cols
+            && x.len() == cols
+            && dw.len() == 4 * blocks
+            && dx.len() == blocks
+    );
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        // SAFETY: the lengths were just checked.
+        unsafe { simd::dot_q8_4x1(w, dw, x, dx, cols) }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        std::array::from_fn(|r| {
+            dot_q8(
+                &w[r * cols..(r + 1) * cols],
+                &dw[r * blocks..(r + 1) * blocks],
+                x,
+                dx,
+            )
+        })
+    }
+}
+
+/// [`dot_q8`] of four rows of weights with four rows of activations at
+/// once: `out[r][t]` is row `r` of `w` (`4 × cols` quants, `dw` their
+/// scales) dotted with row `t` of `x` (`4 × cols`, `dx`), bit for bit what
+/// [`dot_q8`] gives for that pair. The wasm kernel loads each weight and
+/// activation vector once for the 16 products (a batched prefill reads the
+/// weights once per four tokens); elsewhere it is 16 calls of [`dot_q8`].
+///
+/// # Panics
+/// If the lengths disagree or `cols` is not a multiple of 32.
+#[inline(always)]
+pub fn dot_q8_4x4(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32], cols: usize) -> [[f32; 4]; 4] {
+    let blocks = cols / BLOCK;
+    assert!(
+        cols.is_multiple_of(BLOCK)
+            && w.len() == 4 * cols
+            && x.len() == 4 * cols
+            && dw.len() == 4 * blocks
+            && dx.len() == 4 * blocks
+    );
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        // SAFETY: the lengths were just checked.
+        unsafe { simd::dot_q8_4x4(w, dw, x, dx, cols) }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        let row = |r: usize| {
+            (
+                &w[r * cols..(r + 1) * cols],
+                &dw[r * blocks..(r + 1) * blocks],
+            )
+        };
+        let act = |t: usize| {
+            (
+                &x[t * cols..(t + 1) * cols],
+                &dx[t * blocks..(t + 1) * blocks],
+            )
+        };
+        std::array::from_fn(|r| {
+            std::array::from_fn(|t| {
+                let ((w, dw), (x, dx)) = (row(r), act(t));
+                dot_q8(w, dw, x, dx)
+            })
+        })
+    }
+}
+
 /// The canonical int8 dot product in plain scalar code: the reference.
 /// Same contract as [`dot_q8`].
 pub fn dot_q8_scalar(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
