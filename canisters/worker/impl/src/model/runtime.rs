@@ -1,12 +1,16 @@
-//! The stages a worker holds, loaded into tract (derived state: rebuilt
-//! from the chunks in stable memory after an upgrade), and the KV caches of
-//! jobs passing through them.
+//! The stages a worker holds, loaded on the engine's own llama forward
+//! pass (`engine::Runtime::Engine`, `f32` or 8-bit weights; derived state:
+//! rebuilt from the chunks in stable memory after an upgrade), and the KV
+//! caches of jobs passing through them.
 //!
 //! Caches are updated in place: a step hands each stage its cache by
-//! reference and the stage appends the step's positions to it (tract
-//! tensors are reference-counted, so nothing here copies them). A step that
-//! fails may have advanced the caches of the stages before the failing one:
-//! the job's caches are dropped then (the job fails anyway).
+//! reference and the stage appends the step's keys and values to its
+//! buffers. The driver reserves a job's caches once, for the prompt and
+//! `max_new_tokens` (see `DriverJob::new`), so they never move; a
+//! downstream peer, which does not know the job's length, lets them grow
+//! as a `Vec` does. A step that fails may have advanced the caches of the
+//! stages before the failing one: the job's caches are dropped then (the
+//! job fails anyway).
 //!
 //! A downstream peer keeps the caches of each job passing through it until
 //! `end_job`, or until no step has touched them for
