@@ -42,7 +42,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::llama::{LlamaKv, LlamaStage, StageWeights, WeightFormat};
+use crate::llama::{LlamaKv, LlamaLoader, LlamaStage, WeightFormat};
 use crate::manifest::{
     parse_kv_name, ModelConfig, StageFormat, StageMeta, ATTENTION_MASK, HIDDEN_STATES,
     HIDDEN_STATES_OUT, INPUT_IDS, LOGITS, POSITION_IDS,
@@ -542,9 +542,8 @@ pub enum LoadPhase {
 }
 
 enum Building {
-    Llama(Box<LlamaStage>),
-    /// An ONNX stage's `f32` weights, read, for the engine's pass.
-    Weights(Box<StageWeights>),
+    /// A stage for the engine's pass (q8, or ONNX `f32` weights).
+    Llama(Box<LlamaLoader>),
     Inference(InferenceModel),
     Typed(TypedModel),
     Plan(Arc<TypedSimplePlan>),
@@ -601,7 +600,11 @@ impl StageLoader {
         match (meta.format, runtime) {
             (StageFormat::Q8, _) => Self::from_vec_with(meta, config, bytes.to_vec(), runtime),
             (StageFormat::OnnxF32, Runtime::Tract) => Self::new_onnx(meta, config, bytes),
-            (StageFormat::OnnxF32, Runtime::Engine) => Self::read_weights(meta, config, bytes),
+            (StageFormat::OnnxF32, Runtime::Engine) => Ok(Self::llama(
+                meta,
+                config,
+                LlamaLoader::from_onnx(meta, config, bytes)?,
+            )),
         }
     }
 
@@ -622,33 +625,28 @@ impl StageLoader {
     ) -> Result<Self> {
         match (meta.format, runtime) {
             (StageFormat::OnnxF32, Runtime::Tract) => Self::new_onnx(meta, config, &bytes),
-            (StageFormat::OnnxF32, Runtime::Engine) => Self::read_weights(meta, config, &bytes),
-            (StageFormat::Q8, _) => {
-                let stage = LlamaStage::from_q8_file(Arc::new(bytes), config, meta)?;
-                Ok(StageLoader {
-                    meta: meta.clone(),
-                    config: config.clone(),
-                    inputs: Vec::new(),
-                    outputs: Vec::new(),
-                    model: Building::Llama(Box::new(stage)),
-                    next: LoadPhase::Done,
-                })
-            }
+            (StageFormat::OnnxF32, Runtime::Engine) | (StageFormat::Q8, _) => Ok(Self::llama(
+                meta,
+                config,
+                LlamaLoader::new(meta, config, bytes)?,
+            )),
         }
     }
 
-    /// An ONNX stage for the engine's pass: its `f32` weights, read from
-    /// the initializers (the graph itself is not used).
-    fn read_weights(meta: &StageMeta, config: &ModelConfig, onnx_bytes: &[u8]) -> Result<Self> {
-        let weights = StageWeights::from_onnx(onnx_bytes, config, meta)?;
-        Ok(StageLoader {
+    /// A loader on the engine's pass: done, or the weights to convert.
+    fn llama(meta: &StageMeta, config: &ModelConfig, loader: LlamaLoader) -> Self {
+        StageLoader {
             meta: meta.clone(),
             config: config.clone(),
             inputs: Vec::new(),
             outputs: Vec::new(),
-            model: Building::Weights(Box::new(weights)),
-            next: LoadPhase::ConvertWeights,
-        })
+            next: if loader.is_ready() {
+                LoadPhase::Done
+            } else {
+                LoadPhase::ConvertWeights
+            },
+            model: Building::Llama(Box::new(loader)),
+        }
     }
 
     fn new_onnx(meta: &StageMeta, config: &ModelConfig, onnx_bytes: &[u8]) -> Result<Self> {
@@ -770,9 +768,10 @@ impl StageLoader {
             (LoadPhase::Plan, Building::Typed(m)) => {
                 Building::Plan(m.into_runnable().map_err(invalid)?)
             }
-            (LoadPhase::ConvertWeights, Building::Weights(w)) => Building::Llama(Box::new(
-                LlamaStage::from_weights(*w, &self.config, &self.meta, WeightFormat::F32)?,
-            )),
+            (LoadPhase::ConvertWeights, Building::Llama(mut loader)) => {
+                loader.advance()?;
+                Building::Llama(loader)
+            }
             (LoadPhase::Done, m @ (Building::Plan(_) | Building::Llama(_))) => m,
             _ => return Err(spent()),
         };
@@ -790,7 +789,7 @@ impl StageLoader {
     pub fn into_stage(self) -> Result<Stage> {
         let plan = match self.model {
             Building::Plan(plan) => plan,
-            Building::Llama(stage) => return Ok(Stage::from_llama(*stage)),
+            Building::Llama(loader) => return Ok(Stage::from_llama(loader.into_stage()?)),
             _ => {
                 return Err(Error::Inference(format!(
                     "stage {} is not loaded yet (next phase {:?})",

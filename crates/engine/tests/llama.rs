@@ -775,7 +775,13 @@ fn an_onnx_f32_stage_on_the_engine_pass_appends_its_kv_cache_in_place() {
         &dir.manifest.config,
         &dir.stage_files[0],
     );
-    let own = Stage::load_with(meta, config, bytes, Runtime::Engine).unwrap();
+    // Two phases: the weights read from the file (freed then), converted.
+    let mut loader =
+        engine::StageLoader::from_vec_with(meta, config, bytes.clone(), Runtime::Engine).unwrap();
+    assert_eq!(loader.next_phase(), engine::LoadPhase::ConvertWeights);
+    assert!(loader.advance().unwrap());
+    assert_eq!(loader.next_phase(), engine::LoadPhase::Done);
+    let own = loader.into_stage().unwrap();
     let tract = Stage::load(meta, config, bytes).unwrap();
     assert_eq!(
         (own.runtime(), own.format()),

@@ -15,7 +15,8 @@
 //! instructions per token say fit. The counts are deterministic, so every
 //! replica cuts the prompt the same way.
 
-use engine::{SamplingParams, StageInput, StageKv, StageOutput, TokenLoop};
+use engine::llama::LlamaKv;
+use engine::{SamplingParams, StageInput, StageOutput, TokenLoop};
 use model_format::ModelConfig;
 use worker_api::protocol::{FORWARD_TIMEOUT_SECS, MAX_INTER_CANISTER_PAYLOAD_BYTES};
 use worker_api::run_job::{JobOutcome, RunJobArgs};
@@ -110,7 +111,7 @@ pub struct DriverJob {
     next_chunk: usize,
     /// The sampled token to run next (decode).
     pending: Option<u32>,
-    kv: Vec<StageKv>,
+    kv: Vec<LlamaKv>,
     /// Chunk sizes of the prefill.
     pub prefill: PrefillLimits,
     pub cancelled: bool,

@@ -1,8 +1,8 @@
 //! Loading an assignment: which chunks to pull, each checked as it
 //! arrives, then the stages loaded from stable memory onto the engine's own
-//! llama forward pass ([`engine::Runtime::Engine`]): q8 stages as they are, ONNX
-//! `f32` stages from their initializers (read, then converted in a message
-//! of its own). tract is not used.
+//! llama forward pass ([`LlamaLoader`]): q8 stages as they are, ONNX `f32`
+//! stages from their initializers (read, then converted in a message of
+//! its own). tract is not used, so LTO leaves it out of the module.
 
 use model_format::Manifest;
 use task_manager_api::{ChunkRef, ModelFile};
@@ -12,14 +12,12 @@ use worker_api::WorkerError;
 
 use std::rc::Rc;
 
-use engine::{Runtime as EngineRuntime, Stage, StageLoader, Tokenizer};
+use engine::llama::{LlamaLoader, LlamaStage};
+use engine::Tokenizer;
 
 use super::assignment::Assignment;
 use super::runtime::Runtime;
 use crate::state::{AssignmentCell, ChunkKey, State};
-
-/// Every stage runs on the engine's own pass: its KV cache grows in place.
-const ENGINE_PASS: EngineRuntime = EngineRuntime::Engine;
 
 /// What the last completed load cost (the worker's `status` shows it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -223,9 +221,9 @@ pub struct Build {
     assignment: Assignment,
     manifest: Rc<Manifest>,
     /// Stages loaded so far.
-    done: Vec<Stage>,
+    done: Vec<LlamaStage>,
     /// The stage being loaded.
-    current: Option<StageLoader>,
+    current: Option<LlamaLoader>,
 }
 
 /// Prepares loading the stored assignment (after a pull, or after an
@@ -293,8 +291,7 @@ pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
             let bytes = assemble(state, index as u32 + 1, meta.size);
             // A q8 stage keeps these bytes as its weights (no copy); an
             // ONNX stage has its weights read and the bytes freed here.
-            let loader =
-                StageLoader::from_vec_with(meta, &build.manifest.config, bytes, ENGINE_PASS);
+            let loader = LlamaLoader::new(meta, &build.manifest.config, bytes);
             build.current = Some(loader.map_err(engine)?);
         }
         Some(loader) => {
@@ -422,8 +419,7 @@ mod tests {
         // builds the runtime.
         assert_eq!(messages, 1);
         let stage = &state.runtime.as_ref().unwrap().stages[0];
-        assert_eq!(stage.runtime(), EngineRuntime::Engine);
-        assert_eq!(stage.format(), engine::StageFormat::OnnxF32);
+        assert_eq!(stage.format(), engine::llama::WeightFormat::F32);
         assert_eq!(state.load_report.stages, vec![0]);
         assert_eq!(state.load_state, LoadState::Ready);
         assert!(state.runtime.as_ref().unwrap().tokenizer.is_some());

@@ -37,6 +37,11 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The reference: [`dot`] in plain scalar code (same bits on every target).
+/// Under wasm SIMD128 only the tests call it.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
 pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
