@@ -9,7 +9,7 @@
 //! * [`loader`] — [`LlamaLoader`]: a q8 stage file, or an ONNX `f32`
 //!   stage's weights, loaded in phases; what the worker canister runs.
 //! * [`kernels`] — quantisation, the int8 dot product (wasm SIMD128, AVX2,
-//!   scalar), the `f32` dot product (wasm SIMD128, scalar) and helpers.
+//!   scalar) and the `f32` helpers.
 //! * [`q8file`] — the q8 stage file: a stage's 8-bit weights as the kernels
 //!   read them, loaded without a copy of the quants.
 //! * `convert` (native) — a model directory of ONNX stages into q8 stages

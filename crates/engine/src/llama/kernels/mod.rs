@@ -31,7 +31,6 @@
 //! uses the `1.5 × 2²³` addition (exact IEEE arithmetic, ties to even), and
 //! transcendentals come from `libm` on every target, for the same reason.
 
-mod f32_simd;
 mod simd;
 
 /// Values per quantisation block.
@@ -209,11 +208,24 @@ fn block_isum(w: &[i8], x: &[i16]) -> i32 {
         .sum()
 }
 
-/// `Σ a[i]·b[i]` with eight partial sums, in a fixed order (wasm SIMD128
-/// or scalar, the same bits: see `f32_simd`).
+/// `Σ a[i]·b[i]` with eight partial sums (vectorisable), in a fixed order.
 #[inline]
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    f32_simd::dot(a, b)
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
 /// `y += a · x`.
