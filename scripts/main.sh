@@ -18,7 +18,7 @@
 # Start over: remove .icllm/. Everything in one process instead (the embedded
 # replica): target/release/icllm replica-chat --model models/smollm2-135m-instruct/q8-1
 # The engine alone, without canisters: target/release/icllm chat --model models/smollm2-135m-instruct/q8-1
-# The f32 model instead (ONNX on tract, ~4x the bytes, more instructions per
+# The f32 model instead (ONNX f32 weights, ~4x the bytes, more instructions per
 # token): ICLLM_MODEL=models/smollm2-135m-instruct/stages-1 (with a fresh
 # state dir: both are named smollm2-135m-instruct).
 set -euo pipefail

@@ -139,7 +139,7 @@ fn deploy(args: &DeployArgs) -> Result<Deployed> {
     let upload_secs = started.elapsed().as_secs_f64();
 
     eprintln!(
-        "deploying {}: the workers pull their stages and load them (tract for onnx-f32 stages, the own int8 pass for q8)",
+        "deploying {}: the workers pull their stages and load them onto the engine's own llama pass (f32 or int8)",
         info.name
     );
     let started = Instant::now();

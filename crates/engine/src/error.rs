@@ -122,6 +122,10 @@ pub enum Error {
     /// `step` was called on a generation that already finished.
     #[error("generation already finished")]
     Finished,
+
+    /// Memory could not be reserved (the heap is full).
+    #[error("cannot reserve {bytes} bytes for {what}: out of memory")]
+    OutOfMemory { what: String, bytes: usize },
 }
 
 impl Error {

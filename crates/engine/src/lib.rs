@@ -1,5 +1,6 @@
-//! The inference engine: ONNX decoder stages on tract, tokenizer, KV cache,
-//! sampling and step-wise generation.
+//! The inference engine: decoder stages on tract or on the engine's own
+//! llama forward pass, tokenizer, KV cache, sampling and step-wise
+//! generation.
 //!
 //! It is the one place that knows ONNX and tract; the worker canister, the
 //! command line, benchmarks and tests all use it. It builds natively and for
@@ -8,7 +9,8 @@
 //!
 //! * [`manifest`] — `manifest.json` of a model directory, integrity checks,
 //!   [`ModelDir`] (native) to read a whole directory.
-//! * [`stage`] — one stage (ONNX on tract, or q8 on [`llama`]) and its KV cache.
+//! * [`stage`] — one stage and its KV cache: ONNX `f32` on tract or on
+//!   [`llama`] (the caller picks the [`Runtime`]), q8 on [`llama`].
 //! * [`pipeline`] — all stages of a model in one process.
 //! * [`tokenizer`] — encoding, chat template, streaming decode.
 //! * [`sampling`] — greedy / temperature / top-k / top-p / repetition
@@ -61,7 +63,7 @@ pub use manifest::{
 pub use pipeline::{Pipeline, Sequence};
 pub use sampling::{Sampler, SamplingParams, MIN_TEMPERATURE};
 pub use stage::{
-    HiddenStates, LoadPhase, Logits, Stage, StageData, StageInput, StageKv, StageLoader,
+    HiddenStates, LoadPhase, Logits, Runtime, Stage, StageData, StageInput, StageKv, StageLoader,
     StageOutput,
 };
 pub use tokenizer::{ChatMessage, Detokenizer, Tokenizer};

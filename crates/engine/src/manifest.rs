@@ -63,9 +63,14 @@ mod model_dir {
             Tokenizer::new(&self.manifest, &self.tokenizer_json)
         }
 
-        /// Loads every stage into tract.
+        /// Loads every stage, ONNX `f32` stages into tract.
         pub fn pipeline(&self) -> Result<Pipeline> {
             Pipeline::load(&self.manifest, &self.stage_files)
+        }
+
+        /// Loads every stage, ONNX `f32` stages on `runtime`.
+        pub fn pipeline_with(&self, runtime: crate::Runtime) -> Result<Pipeline> {
+            Pipeline::load_with(&self.manifest, &self.stage_files, runtime)
         }
     }
 

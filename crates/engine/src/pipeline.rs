@@ -17,7 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ModelConfig};
-use crate::stage::{Logits, Stage, StageData, StageInput, StageKv, StageOutput};
+use crate::stage::{Logits, Runtime, Stage, StageData, StageInput, StageKv, StageOutput};
 
 /// Every stage of a model, in order.
 #[derive(Debug, Clone)]
@@ -46,9 +46,21 @@ impl Sequence {
 }
 
 impl Pipeline {
-    /// Loads every stage of `manifest` from its file bytes (in stage order).
-    /// Hashes are not checked here: see [`Manifest::verify_stage`].
+    /// Loads every stage of `manifest` from its file bytes (in stage order),
+    /// ONNX `f32` stages on tract: [`Pipeline::load_with`] and
+    /// [`Runtime::Tract`].
     pub fn load<B: AsRef<[u8]>>(manifest: &Manifest, stage_files: &[B]) -> Result<Self> {
+        Self::load_with(manifest, stage_files, Runtime::Tract)
+    }
+
+    /// Loads every stage of `manifest` from its file bytes (in stage order),
+    /// ONNX `f32` stages on `runtime` (q8 stages always run on the engine's
+    /// pass). Hashes are not checked here: see [`Manifest::verify_stage`].
+    pub fn load_with<B: AsRef<[u8]>>(
+        manifest: &Manifest,
+        stage_files: &[B],
+        runtime: Runtime,
+    ) -> Result<Self> {
         if stage_files.len() != manifest.stages.len() {
             return Err(Error::ShapeMismatch {
                 what: "stage files".into(),
@@ -60,7 +72,7 @@ impl Pipeline {
             .stages
             .iter()
             .zip(stage_files)
-            .map(|(meta, bytes)| Stage::load(meta, &manifest.config, bytes.as_ref()))
+            .map(|(meta, bytes)| Stage::load_with(meta, &manifest.config, bytes.as_ref(), runtime))
             .collect::<Result<Vec<_>>>()?;
         Self::from_stages(manifest.config.clone(), stages)
     }

@@ -1,7 +1,17 @@
-//! One stage of a decoder (a contiguous range of layers): on tract for ONNX
-//! `f32` stages, on the engine's own forward pass ([`crate::llama`]) for
-//! `q8` stages, as the stage's `format` in the manifest says. The API is
-//! the same for both; what follows describes the tract path.
+//! One stage of a decoder (a contiguous range of layers), on one of two
+//! runtimes with the same API:
+//!
+//! * the engine's own llama forward pass ([`crate::llama`]): always for
+//!   `q8` stages, and for ONNX `f32` stages loaded with [`Runtime::Engine`]
+//!   (their weights read from the ONNX initializers). Its KV cache grows in
+//!   place, and [`StageKv::reserve`] sizes it once for a whole sequence.
+//!   The worker canister runs every stage this way.
+//! * tract ([`Runtime::Tract`], the default of [`Stage::load`]): ONNX `f32`
+//!   stages as the exported graph says, which concatenates the past and new
+//!   keys/values, so each call allocates new `present.*` tensors. The
+//!   command line and the browser's CPU path run on it.
+//!
+//! What follows describes the tract path.
 //!
 //! [`Stage::load`] parses the ONNX bytes, pins every input to batch 1 with two
 //! symbolic lengths — `S` (new tokens) and `P` (positions already in the KV
@@ -32,7 +42,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::llama::{LlamaKv, LlamaStage};
+use crate::llama::{LlamaKv, LlamaLoader, LlamaStage, WeightFormat};
 use crate::manifest::{
     parse_kv_name, ModelConfig, StageFormat, StageMeta, ATTENTION_MASK, HIDDEN_STATES,
     HIDDEN_STATES_OUT, INPUT_IDS, LOGITS, POSITION_IDS,
@@ -115,8 +125,9 @@ pub enum StageOutput {
 
 /// The KV cache of one stage for one sequence. On tract: keys and values of
 /// each of its layers, `[1, num_kv_heads, positions, head_dim]` each,
-/// replaced by the `present.*` outputs at every call; on the engine's own
-/// forward pass: a [`LlamaKv`], appended in place.
+/// replaced by the `present.*` outputs at every call (new tensors each
+/// time); on the engine's own forward pass: a [`LlamaKv`], appended in
+/// place.
 #[derive(Debug, Clone)]
 pub struct StageKv(KvImpl);
 
@@ -176,6 +187,41 @@ impl StageKv {
         }
     }
 
+    /// Reserves room for `positions` positions in all, at once: on the
+    /// engine's pass, appending up to that many then never moves the cache
+    /// (see [`LlamaKv::reserve`]). Nothing to do on tract, whose every call
+    /// makes new tensors. [`Error::OutOfMemory`] if the heap cannot hold it.
+    pub fn reserve(&mut self, positions: usize) -> Result<()> {
+        match &mut self.0 {
+            KvImpl::Tract(_) => Ok(()),
+            KvImpl::Llama(kv) => kv.reserve(positions),
+        }
+    }
+
+    /// Positions the cache holds room for without moving: on tract, exactly
+    /// the positions held (the next call replaces every tensor).
+    pub fn capacity(&self) -> usize {
+        match &self.0 {
+            KvImpl::Tract(kv) => kv.positions,
+            KvImpl::Llama(kv) => kv.capacity(),
+        }
+    }
+
+    /// Where the keys and values of each layer lie in memory (keys, values,
+    /// in layer order): a diagnostic, to check that a cache is appended in
+    /// place.
+    pub fn buffer_addresses(&self) -> Vec<usize> {
+        match &self.0 {
+            KvImpl::Tract(kv) => kv
+                .layers
+                .iter()
+                .flatten()
+                .map(|t| f32_slice(t).map_or(0, |v| v.as_ptr() as usize))
+                .collect(),
+            KvImpl::Llama(kv) => kv.buffer_addresses(),
+        }
+    }
+
     /// Forgets every position from `positions` on (no-op if it holds
     /// fewer): undoes a call whose sequence failed in a later stage.
     pub fn truncate(&mut self, positions: usize) -> Result<()> {
@@ -215,9 +261,22 @@ enum OutputSlot {
     Present(usize, usize),
 }
 
-/// A loaded stage: tract's optimised plan (ONNX `f32` stages), or the
-/// engine's own llama forward pass (`q8` stages, see [`crate::llama`]);
-/// the manifest's `format` of the stage decides.
+/// Which runtime runs an ONNX `f32` stage. A `q8` stage has one runtime,
+/// the engine's own pass, whatever is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Runtime {
+    /// tract's optimised plan of the ONNX graph (the command line, the
+    /// browser's CPU path). Each call makes new KV tensors.
+    #[default]
+    Tract,
+    /// The engine's own llama forward pass ([`crate::llama`]), `f32`
+    /// weights read from the stage's ONNX initializers: the KV cache is
+    /// appended in place (the worker canister).
+    Engine,
+}
+
+/// A loaded stage: tract's optimised plan, or the engine's own llama
+/// forward pass (see [`Runtime`]).
 #[derive(Debug, Clone)]
 pub struct Stage {
     meta: StageMeta,
@@ -248,14 +307,27 @@ struct TractStage {
 }
 
 impl Stage {
-    /// Loads a stage from its file bytes: all of [`StageLoader`]'s phases
-    /// in one go.
-    ///
-    /// Malformed or truncated ONNX gives [`Error::InvalidOnnx`]; a graph whose
-    /// inputs/outputs differ from the manifest gives [`Error::StageMismatch`];
-    /// a malformed q8 file gives [`Error::Weights`].
+    /// Loads a stage from its file bytes, an ONNX `f32` stage on tract:
+    /// [`Stage::load_with`] and [`Runtime::Tract`].
     pub fn load(meta: &StageMeta, config: &ModelConfig, bytes: &[u8]) -> Result<Self> {
-        let mut loader = StageLoader::new(meta, config, bytes)?;
+        Self::load_with(meta, config, bytes, Runtime::Tract)
+    }
+
+    /// Loads a stage from its file bytes, an ONNX `f32` stage on `runtime`:
+    /// all of [`StageLoader`]'s phases in one go.
+    ///
+    /// On tract, malformed or truncated ONNX gives [`Error::InvalidOnnx`]
+    /// and a graph whose inputs/outputs differ from the manifest
+    /// [`Error::StageMismatch`]; on the engine's pass, weights that cannot
+    /// be read (malformed protobuf, a missing tensor, a wrong shape) give
+    /// [`Error::Weights`], as does a malformed q8 file.
+    pub fn load_with(
+        meta: &StageMeta,
+        config: &ModelConfig,
+        bytes: &[u8],
+        runtime: Runtime,
+    ) -> Result<Self> {
+        let mut loader = StageLoader::new_with(meta, config, bytes, runtime)?;
         while !loader.advance()? {}
         loader.into_stage()
     }
@@ -273,11 +345,23 @@ impl Stage {
         &self.meta
     }
 
-    /// The format of the stage as loaded.
+    /// The format of the stage's weights as loaded: `f32` on tract or on
+    /// the engine's pass, or 8-bit.
     pub fn format(&self) -> StageFormat {
         match &self.imp {
             StageImpl::Tract(_) => StageFormat::OnnxF32,
-            StageImpl::Llama(_) => StageFormat::Q8,
+            StageImpl::Llama(l) => match l.format() {
+                WeightFormat::F32 => StageFormat::OnnxF32,
+                WeightFormat::Q8 => StageFormat::Q8,
+            },
+        }
+    }
+
+    /// The runtime the stage runs on.
+    pub fn runtime(&self) -> Runtime {
+        match &self.imp {
+            StageImpl::Tract(_) => Runtime::Tract,
+            StageImpl::Llama(_) => Runtime::Engine,
         }
     }
 
@@ -449,12 +533,17 @@ pub enum LoadPhase {
     PackWeights,
     /// Build the runnable plan.
     Plan,
+    /// The engine's pass: the `f32` weights read from the ONNX file into
+    /// the kernels' layout (matrices transposed to `[out, in]`, each freed
+    /// from its ONNX layout as it is converted).
+    ConvertWeights,
     /// Nothing left: [`StageLoader::into_stage`].
     Done,
 }
 
 enum Building {
-    Llama(Box<LlamaStage>),
+    /// A stage for the engine's pass (q8, or ONNX `f32` weights).
+    Llama(Box<LlamaLoader>),
     Inference(InferenceModel),
     Typed(TypedModel),
     Plan(Arc<TypedSimplePlan>),
@@ -491,32 +580,72 @@ impl std::fmt::Debug for StageLoader {
 }
 
 impl StageLoader {
-    /// The first phase. ONNX: parses the bytes, checks the graph's inputs
-    /// and outputs against `meta` and pins the input shapes. q8: reads the
-    /// whole stage (a copy of `bytes`; [`StageLoader::from_vec`] keeps them).
+    /// The first phase, an ONNX `f32` stage on tract:
+    /// [`StageLoader::new_with`] and [`Runtime::Tract`].
     pub fn new(meta: &StageMeta, config: &ModelConfig, bytes: &[u8]) -> Result<Self> {
-        match meta.format {
-            StageFormat::Q8 => Self::from_vec(meta, config, bytes.to_vec()),
-            StageFormat::OnnxF32 => Self::new_onnx(meta, config, bytes),
+        Self::new_with(meta, config, bytes, Runtime::Tract)
+    }
+
+    /// The first phase. ONNX on tract: parses the bytes, checks the graph's
+    /// inputs and outputs against `meta` and pins the input shapes. ONNX
+    /// on the engine's pass: reads the `f32` weights from the initializers.
+    /// q8: reads the whole stage (a copy of `bytes`;
+    /// [`StageLoader::from_vec_with`] keeps them).
+    pub fn new_with(
+        meta: &StageMeta,
+        config: &ModelConfig,
+        bytes: &[u8],
+        runtime: Runtime,
+    ) -> Result<Self> {
+        match (meta.format, runtime) {
+            (StageFormat::Q8, _) => Self::from_vec_with(meta, config, bytes.to_vec(), runtime),
+            (StageFormat::OnnxF32, Runtime::Tract) => Self::new_onnx(meta, config, bytes),
+            (StageFormat::OnnxF32, Runtime::Engine) => Ok(Self::llama(
+                meta,
+                config,
+                LlamaLoader::from_onnx(meta, config, bytes)?,
+            )),
         }
     }
 
-    /// Like [`StageLoader::new`], taking the bytes: a q8 stage keeps them as
-    /// its weights (no copy), so loading needs no more memory than the file.
+    /// [`StageLoader::from_vec_with`] and [`Runtime::Tract`].
     pub fn from_vec(meta: &StageMeta, config: &ModelConfig, bytes: Vec<u8>) -> Result<Self> {
-        match meta.format {
-            StageFormat::Q8 => {
-                let stage = LlamaStage::from_q8_file(Arc::new(bytes), config, meta)?;
-                Ok(StageLoader {
-                    meta: meta.clone(),
-                    config: config.clone(),
-                    inputs: Vec::new(),
-                    outputs: Vec::new(),
-                    model: Building::Llama(Box::new(stage)),
-                    next: LoadPhase::Done,
-                })
-            }
-            StageFormat::OnnxF32 => Self::new_onnx(meta, config, &bytes),
+        Self::from_vec_with(meta, config, bytes, Runtime::Tract)
+    }
+
+    /// Like [`StageLoader::new_with`], taking the bytes: a q8 stage keeps
+    /// them as its weights (no copy), so loading needs no more memory than
+    /// the file; an ONNX stage on the engine's pass frees them once its
+    /// weights are read (the peak is the file and its `f32` weights).
+    pub fn from_vec_with(
+        meta: &StageMeta,
+        config: &ModelConfig,
+        bytes: Vec<u8>,
+        runtime: Runtime,
+    ) -> Result<Self> {
+        match (meta.format, runtime) {
+            (StageFormat::OnnxF32, Runtime::Tract) => Self::new_onnx(meta, config, &bytes),
+            (StageFormat::OnnxF32, Runtime::Engine) | (StageFormat::Q8, _) => Ok(Self::llama(
+                meta,
+                config,
+                LlamaLoader::new(meta, config, bytes)?,
+            )),
+        }
+    }
+
+    /// A loader on the engine's pass: done, or the weights to convert.
+    fn llama(meta: &StageMeta, config: &ModelConfig, loader: LlamaLoader) -> Self {
+        StageLoader {
+            meta: meta.clone(),
+            config: config.clone(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            next: if loader.is_ready() {
+                LoadPhase::Done
+            } else {
+                LoadPhase::ConvertWeights
+            },
+            model: Building::Llama(Box::new(loader)),
         }
     }
 
@@ -639,6 +768,10 @@ impl StageLoader {
             (LoadPhase::Plan, Building::Typed(m)) => {
                 Building::Plan(m.into_runnable().map_err(invalid)?)
             }
+            (LoadPhase::ConvertWeights, Building::Llama(mut loader)) => {
+                loader.advance()?;
+                Building::Llama(loader)
+            }
             (LoadPhase::Done, m @ (Building::Plan(_) | Building::Llama(_))) => m,
             _ => return Err(spent()),
         };
@@ -647,7 +780,7 @@ impl StageLoader {
             LoadPhase::Declutter => LoadPhase::Optimize,
             LoadPhase::Optimize => LoadPhase::PackWeights,
             LoadPhase::PackWeights => LoadPhase::Plan,
-            LoadPhase::Plan | LoadPhase::Done => LoadPhase::Done,
+            LoadPhase::Plan | LoadPhase::ConvertWeights | LoadPhase::Done => LoadPhase::Done,
         };
         Ok(self.next == LoadPhase::Done)
     }
@@ -656,7 +789,7 @@ impl StageLoader {
     pub fn into_stage(self) -> Result<Stage> {
         let plan = match self.model {
             Building::Plan(plan) => plan,
-            Building::Llama(stage) => return Ok(Stage::from_llama(*stage)),
+            Building::Llama(loader) => return Ok(Stage::from_llama(loader.into_stage()?)),
             _ => {
                 return Err(Error::Inference(format!(
                     "stage {} is not loaded yet (next phase {:?})",

@@ -724,3 +724,147 @@ fn quantized_model_dir_runs_through_the_pipeline_like_the_own_forward_pass() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+// ------------------------------------------------- ONNX f32 on the own pass
+
+use engine::{Runtime, Stage, StageFormat};
+
+/// The tiny model's fixtures run through whole pipelines on tract and on
+/// the engine's pass (`Runtime::Engine`, what the worker canister loads):
+/// the same greedy tokens, the onnxruntime fixtures', one stage or two.
+#[test]
+fn tiny_pipelines_on_tract_and_on_the_engine_pass_make_the_same_greedy_tokens() {
+    let fixtures = fixtures("tiny-llama");
+    for stages in [1, 2] {
+        let dir = read_dir(&tiny_dir(stages));
+        let tract = dir.pipeline().unwrap();
+        let own = dir.pipeline_with(Runtime::Engine).unwrap();
+        for (stage, meta) in own.stages().iter().zip(&dir.manifest.stages) {
+            assert_eq!(stage.runtime(), Runtime::Engine);
+            assert_eq!(stage.format(), StageFormat::OnnxF32);
+            assert_eq!(stage.format(), meta.format);
+        }
+        assert!(tract.stages().iter().all(|s| s.runtime() == Runtime::Tract));
+        for case in &fixtures.cases {
+            let greedy = |pipeline: &Pipeline| {
+                let mut seq = pipeline.new_sequence();
+                let mut next = argmax(&pipeline.prefill(&mut seq, &case.input_ids).unwrap());
+                let mut ids = vec![next];
+                while ids.len() < case.greedy_ids.len() {
+                    next = argmax(&pipeline.decode(&mut seq, next).unwrap());
+                    ids.push(next);
+                }
+                ids
+            };
+            assert_eq!(greedy(&tract), case.greedy_ids, "tract, {}", case.name);
+            assert_eq!(greedy(&own), case.greedy_ids, "engine pass, {}", case.name);
+        }
+    }
+}
+
+/// An ONNX `f32` stage on the engine's pass appends its KV cache in place:
+/// reserved once for the sequence, every layer's keys and values stay in
+/// the same buffers through prefill and every decode step, while tract
+/// makes new tensors for the whole cache at each step (the exported graph
+/// concatenates past and new keys/values). Both pick the same tokens.
+#[test]
+fn an_onnx_f32_stage_on_the_engine_pass_appends_its_kv_cache_in_place() {
+    let dir = read_dir(&tiny_dir(1));
+    let (meta, config, bytes) = (
+        &dir.manifest.stages[0],
+        &dir.manifest.config,
+        &dir.stage_files[0],
+    );
+    // Two phases: the weights read from the file (freed then), converted.
+    let mut loader =
+        engine::StageLoader::from_vec_with(meta, config, bytes.clone(), Runtime::Engine).unwrap();
+    assert_eq!(loader.next_phase(), engine::LoadPhase::ConvertWeights);
+    assert!(loader.advance().unwrap());
+    assert_eq!(loader.next_phase(), engine::LoadPhase::Done);
+    let own = loader.into_stage().unwrap();
+    let tract = Stage::load(meta, config, bytes).unwrap();
+    assert_eq!(
+        (own.runtime(), own.format()),
+        (Runtime::Engine, StageFormat::OnnxF32)
+    );
+    assert_eq!(
+        (tract.runtime(), tract.format()),
+        (Runtime::Tract, StageFormat::OnnxF32)
+    );
+
+    let logits = |out: StageOutput| match out {
+        StageOutput::Logits(l) => l.last,
+        StageOutput::Hidden(_) => panic!("a one-stage model gives logits"),
+    };
+    let prompt = vec![1, 2, 3, 4, 5];
+    let steps = 24;
+    let total = prompt.len() + steps;
+
+    let mut kv = own.new_kv();
+    kv.reserve(total).unwrap();
+    assert_eq!(kv.capacity(), total);
+    let mut tract_kv = tract.new_kv();
+    let mut next = argmax(&logits(
+        own.run(&mut kv, StageInput::tokens(prompt.clone(), 0))
+            .unwrap(),
+    ));
+    let reference = argmax(&logits(
+        tract
+            .run(&mut tract_kv, StageInput::tokens(prompt.clone(), 0))
+            .unwrap(),
+    ));
+    assert_eq!(next, reference);
+    let addresses = kv.buffer_addresses();
+    assert_eq!(addresses.len(), 2 * meta.num_layers());
+    for step in 0..steps {
+        let at = prompt.len() + step;
+        let tract_before = tract_kv.buffer_addresses();
+        let ours = argmax(&logits(
+            own.run(&mut kv, StageInput::tokens(vec![next], at))
+                .unwrap(),
+        ));
+        let theirs = argmax(&logits(
+            tract
+                .run(&mut tract_kv, StageInput::tokens(vec![next], at))
+                .unwrap(),
+        ));
+        assert_eq!(ours, theirs, "step {step}");
+        assert_eq!(kv.positions(), at + 1);
+        assert_eq!(
+            kv.buffer_addresses(),
+            addresses,
+            "step {step}: the cache moved"
+        );
+        assert_eq!(kv.capacity(), total);
+        // tract: every layer's keys and values are new tensors.
+        let tract_after = tract_kv.buffer_addresses();
+        assert!(
+            tract_after.iter().zip(&tract_before).all(|(a, b)| a != b),
+            "step {step}: tract kept a tensor"
+        );
+        assert_eq!(tract_kv.capacity(), at + 1);
+        next = ours;
+    }
+    // Without the reservation the buffers grow as a `Vec` does: they move.
+    let mut unreserved = own.new_kv();
+    own.run(&mut unreserved, StageInput::tokens(prompt.clone(), 0))
+        .unwrap();
+    let mut moves = 0;
+    for step in 0..steps {
+        let before = unreserved.buffer_addresses();
+        own.run(
+            &mut unreserved,
+            StageInput::tokens(vec![1], prompt.len() + step),
+        )
+        .unwrap();
+        moves += usize::from(unreserved.buffer_addresses() != before);
+    }
+    assert!(moves >= 1, "an unreserved cache grows by reallocating");
+
+    // Half a stage file: a typed error, not a panic.
+    let half = &bytes[..bytes.len() / 2];
+    assert!(matches!(
+        Stage::load_with(meta, config, half, Runtime::Engine),
+        Err(Error::Weights(_))
+    ));
+}

@@ -13,7 +13,9 @@ use task_manager_api::{
 
 pub const MODEL: &str = "tiny-llama";
 
-/// What the engine generates natively for the same request.
+/// What the engine generates natively for the same request, on the runtime
+/// the worker runs (the engine's own pass, for ONNX `f32` stages as for q8
+/// ones): the same bits in wasm and natively, so the same tokens.
 pub fn engine_output(dir: &str, req: &GenerateRequest) -> engine::Output {
     let model = engine::ModelDir::read(workspace().join("models").join(dir)).unwrap();
     let tokenizer = Arc::new(model.tokenizer().unwrap());
@@ -38,7 +40,8 @@ pub fn engine_output(dir: &str, req: &GenerateRequest) -> engine::Output {
         stop_sequences: req.stop_sequences.clone(),
         seed: req.seed.as_ref().unwrap().as_slice().try_into().unwrap(),
     };
-    engine::generate(Arc::new(model.pipeline().unwrap()), tokenizer, ids, params).unwrap()
+    let pipeline = model.pipeline_with(engine::Runtime::Engine).unwrap();
+    engine::generate(Arc::new(pipeline), tokenizer, ids, params).unwrap()
 }
 
 pub fn sampled() -> Sampling {

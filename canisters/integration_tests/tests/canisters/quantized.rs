@@ -1,7 +1,8 @@
 //! Int8 weights in the canisters: a model quantised to q8 stages
 //! (`engine::llama::quantize_model_dir`, what `icllm quantize` runs) and
 //! served by the real worker gives, token for token, what the native engine
-//! gives for the same directory, as the `f32` model does. The tiny model is
+//! gives for the same directory, as the `f32` model does (both on the
+//! engine's own forward pass, natively as in the worker). The tiny model is
 //! quantised by the test into a temporary directory; SmolLM2's q8 stage is
 //! in `smollm2.rs`.
 

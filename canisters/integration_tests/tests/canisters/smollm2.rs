@@ -1,7 +1,8 @@
 //! SmolLM2-135M-Instruct served by the real canisters: uploaded to the task
 //! manager, pulled and loaded by a worker, one token per message; the text
 //! equals the engine's for the same seed. Both the default int8 stage
-//! (`q8-1`) and the `f32` ONNX stage on tract (`stages-1`).
+//! (`q8-1`) and the `f32` ONNX stage (`stages-1`), each on the engine's own
+//! forward pass in the worker as in the native reference.
 //!
 //! Like the engine's SmolLM2 tests, these print a notice and pass when the
 //! model has not been prepared (`scripts/prepare_smollm2.sh`), unless

@@ -361,7 +361,8 @@ fn job_args(job: u64, prompt: &str, max_new_tokens: u32) -> RunJobArgs {
     }
 }
 
-/// What the engine generates natively for `args`.
+/// What the engine generates natively for `args`, on the worker's runtime
+/// (the engine's own pass).
 fn engine_tokens(args: &RunJobArgs) -> Vec<u32> {
     let model = engine::ModelDir::read(workspace().join("models/tiny-llama/stages-1")).unwrap();
     let tokenizer = Arc::new(model.tokenizer().unwrap());
@@ -379,7 +380,7 @@ fn engine_tokens(args: &RunJobArgs) -> Vec<u32> {
         stop_sequences: vec![],
         seed: args.seed.as_slice().try_into().unwrap(),
     };
-    let pipeline = Arc::new(model.pipeline().unwrap());
+    let pipeline = Arc::new(model.pipeline_with(engine::Runtime::Engine).unwrap());
     engine::generate(pipeline, tokenizer, ids, params)
         .unwrap()
         .tokens

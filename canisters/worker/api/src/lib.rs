@@ -1,7 +1,7 @@
 //! Candid types of the `worker` canister.
 //!
 //! A worker holds one or more consecutive *stages* of a model and runs them
-//! on tract. The task manager tells it what to load ([`load_stages`]) and
+//! on the engine's own llama forward pass (`f32` or 8-bit weights). The task manager tells it what to load ([`load_stages`]) and
 //! which jobs to run ([`run_job`]); the worker holding stage 0 of a pipeline
 //! (the *driver*) prefills the prompt and then produces one token per update
 //! message, continuing by a call to itself ([`step`]) and sending the hidden

@@ -7,7 +7,7 @@
 //! each stage's chunks from the task manager (`model_chunk`), checks every
 //! chunk's and the whole stage's SHA-256 against the manifest (the chunks
 //! tile the file, so this checks the whole stage), keeps them in stable
-//! memory and loads them into tract one phase per message (`load_step`, a
+//! memory and loads them one phase per message (`load_step`, a
 //! call to itself: each phase stays under the instruction limit). The
 //! worker holding stage 0 also pulls the tokenizer. When the load ends,
 //! ready or failed, the worker reports it by calling the task manager's

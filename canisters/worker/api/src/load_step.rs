@@ -1,6 +1,7 @@
 //! `load_step` (update; the worker itself): one phase of loading the
-//! assigned stages into tract (parse, type, declutter, optimise, pack
-//! weights, plan), one message each.
+//! assigned stages onto the engine's own forward pass (a q8 stage: read in
+//! place; an ONNX `f32` stage: its weights read, then converted), one
+//! message each.
 
 use crate::WorkerError;
 

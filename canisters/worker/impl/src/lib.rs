@@ -2,7 +2,8 @@
 //!
 //! A worker holds one or more consecutive stages of a model: their chunks,
 //! pulled from the task manager and verified, in stable memory; the stages
-//! loaded into tract in heap (rebuilt after an upgrade). The worker holding
+//! loaded in heap on the engine's own llama forward pass, `f32` or 8-bit
+//! (rebuilt after an upgrade), whose KV caches grow in place. The worker holding
 //! stage 0 drives jobs: it prefills the prompt, then produces one token per
 //! update message, continuing by a call to itself, and sends each step's
 //! hidden states through its downstream peers.

@@ -1,6 +1,6 @@
 //! The worker's state: the assignment and its verified chunks in stable
 //! memory (they survive upgrades), and, in heap, what is derived from them
-//! (the stages loaded into tract), the jobs running now, the reports owed
+//! (the stages loaded on the engine's pass), the jobs running now, the reports owed
 //! to the task manager (kept in stable memory across an upgrade) and
 //! cancels that came before their job.
 
@@ -148,13 +148,13 @@ pub struct State {
     pub chunks: StableBTreeMap<ChunkKey, Vec<u8>, Memory>,
     /// Derived: the assignment's manifest, parsed.
     pub manifest: Option<Rc<Manifest>>,
-    /// Derived: the assignment's stages in tract.
+    /// Derived: the assignment's stages, loaded.
     pub runtime: Option<Runtime>,
     pub load_state: LoadState,
     /// Bumped by every new assignment: a load that finds it changed after
     /// an await gives up.
     pub load_epoch: u64,
-    /// A load into tract in progress.
+    /// A load of the stages in progress.
     pub build: Option<Build>,
     /// What the last completed load cost.
     pub load_report: LoadReport,

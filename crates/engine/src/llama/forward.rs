@@ -548,6 +548,49 @@ impl LlamaKv {
             .sum()
     }
 
+    /// Reserves room for `positions` positions in all (those held included)
+    /// in every layer's keys and values, at once and exactly: appending up
+    /// to that many never moves the cache. Without it, the buffers grow as
+    /// a `Vec` does (doubling: each growth copies what is held). A cache
+    /// that holds as much already is left as it is.
+    pub fn reserve(&mut self, positions: usize) -> Result<()> {
+        let values = positions.saturating_mul(self.width);
+        let buffers = 2 * self.layers.len();
+        let out_of_memory = || Error::OutOfMemory {
+            what: format!("a KV cache of {positions} positions"),
+            bytes: values.saturating_mul(4).saturating_mul(buffers),
+        };
+        for (k, v) in &mut self.layers {
+            for buf in [k, v] {
+                let more = values.saturating_sub(buf.len());
+                buf.try_reserve_exact(more).map_err(|_| out_of_memory())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Positions the cache holds room for: appending up to this many in all
+    /// never moves it.
+    pub fn capacity(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(k, v)| k.capacity().min(v.capacity()))
+            .min()
+            .unwrap_or(0)
+            .checked_div(self.width)
+            .unwrap_or(0)
+    }
+
+    /// Where each layer's keys and values lie in memory (keys, values, in
+    /// layer order): a diagnostic, to check that the cache is appended in
+    /// place.
+    pub fn buffer_addresses(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .flat_map(|(k, v)| [k.as_ptr() as usize, v.as_ptr() as usize])
+            .collect()
+    }
+
     /// Forgets every position from `positions` on (no-op if it holds fewer).
     pub fn truncate(&mut self, positions: usize) {
         if positions < self.positions {

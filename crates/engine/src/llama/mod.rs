@@ -6,6 +6,8 @@
 //!   initializers ([`StageWeights::from_onnx`]).
 //! * [`forward`] — [`LlamaStage`]: one stage's forward pass over its
 //!   [`LlamaKv`] cache, appended in place.
+//! * [`loader`] — [`LlamaLoader`]: a q8 stage file, or an ONNX `f32`
+//!   stage's weights, loaded in phases; what the worker canister runs.
 //! * [`kernels`] — quantisation, the int8 dot product (wasm SIMD128, AVX2,
 //!   scalar) and the `f32` helpers.
 //! * [`q8file`] — the q8 stage file: a stage's 8-bit weights as the kernels
@@ -18,6 +20,7 @@
 pub mod convert;
 pub mod forward;
 pub mod kernels;
+pub mod loader;
 mod onnx_proto;
 pub mod q8file;
 pub mod weights;
@@ -25,4 +28,5 @@ pub mod weights;
 #[cfg(not(target_arch = "wasm32"))]
 pub use convert::{quantize_model_dir, Quantized};
 pub use forward::{LlamaKv, LlamaStage, Matrix, Q8Matrix, Scales, WeightFormat};
+pub use loader::LlamaLoader;
 pub use weights::{F32Tensor, LayerWeights, LmHead, StageWeights, WeightsError};

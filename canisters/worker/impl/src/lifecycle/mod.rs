@@ -1,7 +1,7 @@
 //! Install, upgrade and `inspect_message`.
 //!
 //! The assignment and its chunks are in stable memory; the stages loaded
-//! into tract are not (they are derived). After an upgrade a timer reloads
+//! in heap are not (they are derived). After an upgrade a timer reloads
 //! them in messages of their own, and the worker tells the task manager it
 //! is ready again (`worker_ready`). Reports not yet delivered survive the
 //! upgrade; jobs running during it end, failed, and are reported.

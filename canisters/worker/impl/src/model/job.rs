@@ -15,7 +15,8 @@
 //! instructions per token say fit. The counts are deterministic, so every
 //! replica cuts the prompt the same way.
 
-use engine::{SamplingParams, StageInput, StageKv, StageOutput, TokenLoop};
+use engine::llama::LlamaKv;
+use engine::{SamplingParams, StageInput, StageOutput, TokenLoop};
 use model_format::ModelConfig;
 use worker_api::protocol::{FORWARD_TIMEOUT_SECS, MAX_INTER_CANISTER_PAYLOAD_BYTES};
 use worker_api::run_job::{JobOutcome, RunJobArgs};
@@ -110,7 +111,7 @@ pub struct DriverJob {
     next_chunk: usize,
     /// The sampled token to run next (decode).
     pending: Option<u32>,
-    kv: Vec<StageKv>,
+    kv: Vec<LlamaKv>,
     /// Chunk sizes of the prefill.
     pub prefill: PrefillLimits,
     pub cancelled: bool,
@@ -210,6 +211,17 @@ impl DriverJob {
             e => invalid(e.to_string()),
         })?;
         let prefill = PrefillLimits::for_model(&runtime.manifest.config);
+        // The caches are sized once for the whole job, within the context:
+        // the prompt and every new token but the last (sampled, never run).
+        // Appended in place, they never move. That is what the job holds at
+        // its longest anyway; a `Vec` grown by doubling would copy itself at
+        // each growth and could hold up to twice as much.
+        let mut kv = runtime.new_kv();
+        let runs = params.max_new_tokens.saturating_sub(1);
+        let positions = prompt.len().saturating_add(runs).min(max);
+        for cache in &mut kv {
+            cache.reserve(positions).map_err(engine_error)?;
+        }
         Ok(DriverJob {
             id: args.job,
             run: 0,
@@ -218,7 +230,7 @@ impl DriverJob {
             prefilled: 0,
             next_chunk: prefill.first,
             pending: None,
-            kv: runtime.new_kv(),
+            kv,
             prefill,
             cancelled: false,
             instructions: JobInstructions::default(),
@@ -398,11 +410,42 @@ mod tests {
         (job, steps)
     }
 
+    #[test]
+    fn a_job_sizes_its_caches_once_and_they_never_move() {
+        let mut rts = runtimes("stages-2");
+        let job =
+            DriverJob::new(&rts[0], &args("Once upon a time", 20, Sampling::default())).unwrap();
+        // The prompt and the 19 tokens run after it (the 20th is sampled only).
+        let total = job.prompt_tokens() + 19;
+        assert_eq!(job.kv.len(), 1, "the driver holds stage 0");
+        assert_eq!(job.kv[0].capacity(), total);
+        assert_eq!(job.kv[0].positions(), 0);
+        let addresses = job.kv[0].buffer_addresses();
+        let (job, steps) = run(&mut rts, job);
+        assert_eq!(job.finished(), Some(FinishReason::MaxNewTokens));
+        assert!(steps >= 20);
+        // Every position the job ran went into the buffers reserved at the
+        // start, which it filled exactly.
+        assert_eq!(job.kv[0].positions(), total);
+        assert_eq!(job.kv[0].buffer_addresses(), addresses);
+        assert_eq!(job.kv[0].capacity(), total);
+
+        // Asked for more tokens than the context holds: sized to the context.
+        let max = rts[0].manifest.config.max_position_embeddings;
+        let long = DriverJob::new(
+            &rts[0],
+            &args("Once upon a time", u32::MAX, Sampling::default()),
+        )
+        .unwrap();
+        assert_eq!(long.kv[0].capacity(), max);
+    }
+
     fn engine_output(prompt: &str, params: SamplingParams) -> engine::Output {
         let model = engine::ModelDir::read(dir("stages-1")).unwrap();
         let tokenizer = Arc::new(model.tokenizer().unwrap());
         let ids = tokenizer.encode(prompt).unwrap();
-        engine::generate(Arc::new(model.pipeline().unwrap()), tokenizer, ids, params).unwrap()
+        let pipeline = model.pipeline_with(engine::Runtime::Engine).unwrap();
+        engine::generate(Arc::new(pipeline), tokenizer, ids, params).unwrap()
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Loading an assignment: which chunks to pull, each checked as it
-//! arrives, then the stages loaded into tract from stable memory.
+//! arrives, then the stages loaded from stable memory onto the engine's own
+//! llama forward pass ([`LlamaLoader`]): q8 stages as they are, ONNX `f32`
+//! stages from their initializers (read, then converted in a message of
+//! its own). tract is not used, so LTO leaves it out of the module.
 
 use model_format::Manifest;
 use task_manager_api::{ChunkRef, ModelFile};
@@ -9,7 +12,8 @@ use worker_api::WorkerError;
 
 use std::rc::Rc;
 
-use engine::{Stage, StageLoader, Tokenizer};
+use engine::llama::{LlamaLoader, LlamaStage};
+use engine::Tokenizer;
 
 use super::assignment::Assignment;
 use super::runtime::Runtime;
@@ -22,9 +26,9 @@ pub struct LoadReport {
     /// Bytes pulled and verified (stages and, on the driver, tokenizer).
     pub bytes: u64,
     pub chunks: u32,
-    /// Instructions to load the stages into tract (all load messages).
+    /// Instructions to load the stages (all load messages).
     pub load_instructions: u64,
-    /// Messages the load into tract took (one phase of one stage each).
+    /// Messages the load took (one phase of one stage each).
     pub load_messages: u32,
     /// The most instructions one of them used.
     pub load_max_message: u64,
@@ -211,19 +215,19 @@ fn assemble(state: &State, file: u32, size: u64) -> Vec<u8> {
     out
 }
 
-/// A load into tract in progress (heap only: it spans several messages).
+/// A load of the stages in progress (heap only: it spans several messages).
 pub struct Build {
     pub epoch: u64,
     assignment: Assignment,
     manifest: Rc<Manifest>,
     /// Stages loaded so far.
-    done: Vec<Stage>,
+    done: Vec<LlamaStage>,
     /// The stage being loaded.
-    current: Option<StageLoader>,
+    current: Option<LlamaLoader>,
 }
 
-/// Prepares loading the stored assignment into tract (after a pull, or
-/// after an upgrade). Nothing heavy runs here.
+/// Prepares loading the stored assignment (after a pull, or after an
+/// upgrade). Nothing heavy runs here.
 pub fn start_build(state: &mut State) -> Result<u64, WorkerError> {
     let manifest = manifest(state)?;
     let assignment = state.assignment().cloned().ok_or(WorkerError::NotLoaded)?;
@@ -285,9 +289,10 @@ pub fn build_step(state: &mut State, epoch: u64) -> Result<bool, WorkerError> {
                     reason: e.to_string(),
                 })?;
             let bytes = assemble(state, index as u32 + 1, meta.size);
-            // A q8 stage keeps these bytes as its weights: no copy.
-            build.current =
-                Some(StageLoader::from_vec(meta, &build.manifest.config, bytes).map_err(engine)?);
+            // A q8 stage keeps these bytes as its weights (no copy); an
+            // ONNX stage has its weights read and the bytes freed here.
+            let loader = LlamaLoader::new(meta, &build.manifest.config, bytes);
+            build.current = Some(loader.map_err(engine)?);
         }
         Some(loader) => {
             if loader.advance().map_err(engine)? {
@@ -410,8 +415,11 @@ mod tests {
         while !build_step(&mut state, epoch).unwrap() {
             messages += 1;
         }
-        // Parse, then five phases; the last also builds the runtime.
-        assert_eq!(messages, 5);
+        // Read the weights, then convert them; that last message also
+        // builds the runtime.
+        assert_eq!(messages, 1);
+        let stage = &state.runtime.as_ref().unwrap().stages[0];
+        assert_eq!(stage.format(), engine::llama::WeightFormat::F32);
         assert_eq!(state.load_report.stages, vec![0]);
         assert_eq!(state.load_state, LoadState::Ready);
         assert!(state.runtime.as_ref().unwrap().tokenizer.is_some());

@@ -1,12 +1,17 @@
-//! The stages a worker holds, loaded into tract (derived state: rebuilt
-//! from the chunks in stable memory after an upgrade), and the KV caches of
-//! jobs passing through them.
+//! The stages a worker holds, loaded on the engine's own llama forward
+//! pass ([`LlamaStage`], `f32` or 8-bit weights; derived state: rebuilt
+//! from the chunks in stable memory after an upgrade), and the KV caches
+//! ([`LlamaKv`]) of jobs passing through them. The worker never uses tract,
+//! so its module does not contain it.
 //!
 //! Caches are updated in place: a step hands each stage its cache by
-//! reference and the stage appends the step's positions to it (tract
-//! tensors are reference-counted, so nothing here copies them). A step that
-//! fails may have advanced the caches of the stages before the failing one:
-//! the job's caches are dropped then (the job fails anyway).
+//! reference and the stage appends the step's keys and values to its
+//! buffers. The driver reserves a job's caches once, for the prompt and
+//! `max_new_tokens` (see `DriverJob::new`), so they never move; a
+//! downstream peer, which does not know the job's length, lets them grow
+//! as a `Vec` does. A step that fails may have advanced the caches of the
+//! stages before the failing one: the job's caches are dropped then (the
+//! job fails anyway).
 //!
 //! A downstream peer keeps the caches of each job passing through it until
 //! `end_job`, or until no step has touched them for
@@ -15,7 +20,8 @@
 
 use std::collections::BTreeMap;
 
-use engine::{Stage, StageInput, StageKv, StageOutput, Tokenizer};
+use engine::llama::{LlamaKv, LlamaStage};
+use engine::{StageInput, StageOutput, Tokenizer};
 use model_format::{Manifest, ModelConfig};
 use worker_api::forward::ForwardOutput;
 use worker_api::protocol::{MAX_MESSAGE_INSTRUCTIONS, MAX_PEER_JOBS, PEER_CACHE_TTL_SECS};
@@ -37,7 +43,7 @@ fn invalid(reason: String) -> WorkerError {
 
 /// The caches of a job this worker runs as a downstream peer.
 pub struct PeerJob {
-    pub kv: Vec<StageKv>,
+    pub kv: Vec<LlamaKv>,
     /// When a step last used them.
     pub touched_ns: u64,
 }
@@ -46,7 +52,7 @@ pub struct PeerJob {
 pub struct Runtime {
     pub assignment: Assignment,
     pub manifest: Manifest,
-    pub stages: Vec<Stage>,
+    pub stages: Vec<LlamaStage>,
     /// The driver's tokenizer (stage 0 only).
     pub tokenizer: Option<Tokenizer>,
     /// KV caches of the jobs this worker runs as a downstream peer.
@@ -57,8 +63,8 @@ pub struct Runtime {
 /// `kv`. On error the caches of the stages before the failing one have
 /// advanced: drop them.
 fn run_stages(
-    stages: &[Stage],
-    kv: &mut [StageKv],
+    stages: &[LlamaStage],
+    kv: &mut [LlamaKv],
     input: StageInput,
 ) -> Result<StageOutput, WorkerError> {
     if kv.len() != stages.len() || stages.is_empty() {
@@ -92,7 +98,7 @@ impl Runtime {
     pub fn new(
         assignment: Assignment,
         manifest: Manifest,
-        stages: Vec<Stage>,
+        stages: Vec<LlamaStage>,
         tokenizer: Option<Tokenizer>,
     ) -> Runtime {
         Runtime {
@@ -105,13 +111,13 @@ impl Runtime {
     }
 
     /// Empty caches for one sequence through this worker's stages.
-    pub fn new_kv(&self) -> Vec<StageKv> {
-        self.stages.iter().map(Stage::new_kv).collect()
+    pub fn new_kv(&self) -> Vec<LlamaKv> {
+        self.stages.iter().map(LlamaStage::new_kv).collect()
     }
 
     /// Runs `input` through every stage held here, in order, updating
     /// `kv` in place (see [`run_stages`] for what an error leaves).
-    pub fn run(&self, kv: &mut [StageKv], input: StageInput) -> Result<StageOutput, WorkerError> {
+    pub fn run(&self, kv: &mut [LlamaKv], input: StageInput) -> Result<StageOutput, WorkerError> {
         run_stages(&self.stages, kv, input)
     }
 
@@ -152,7 +158,7 @@ impl Runtime {
         let entry = peer_jobs
             .get_mut(&job)
             .ok_or(WorkerError::UnknownJob { job })?;
-        let held = entry.kv.first().map(StageKv::positions).unwrap_or(0);
+        let held = entry.kv.first().map(LlamaKv::positions).unwrap_or(0);
         if held != start_position as usize {
             return Err(invalid(format!(
                 "job {job}: the caches hold {held} positions, the step starts at {start_position}"

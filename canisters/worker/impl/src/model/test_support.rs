@@ -39,7 +39,12 @@ pub fn runtimes(cut: &str) -> Vec<Runtime> {
             };
             let (assignment, manifest) = Assignment::check(args, workers[s]).unwrap();
             let bytes = std::fs::read(dir(cut).join(&manifest.stages[s].file)).unwrap();
-            let stage = engine::Stage::load(&manifest.stages[s], &manifest.config, &bytes).unwrap();
+            // As the worker loads them: on the engine's own pass.
+            let mut loader =
+                engine::llama::LlamaLoader::new(&manifest.stages[s], &manifest.config, bytes)
+                    .unwrap();
+            while !loader.advance().unwrap() {}
+            let stage = loader.into_stage().unwrap();
             let tokenizer = std::fs::read(dir(cut).join(&manifest.tokenizer.file)).unwrap();
             let tokenizer =
                 (s == 0).then(|| engine::Tokenizer::new(&manifest, &tokenizer).unwrap());

@@ -1,6 +1,6 @@
 //! A load after `load_stages` answered (or after an upgrade): pull the
-//! missing chunks from the task manager, load the stages into tract one
-//! phase per message (`load_step`, a bounded-wait call of the worker to
+//! missing chunks from the task manager, load the stages one phase per
+//! message (`load_step`, a bounded-wait call of the worker to
 //! itself), then owe the task manager `worker_ready`, ready or failed.
 
 use std::time::Duration;
@@ -94,7 +94,7 @@ async fn pull_and_build(epoch: u64, chunks: Vec<(ChunkKey, ChunkRef)>) -> Result
     build(epoch).await
 }
 
-/// Loads the stored assignment into tract, one phase per message: each a
+/// Loads the stored assignment, one phase per message: each a
 /// call of the worker to itself.
 async fn build(epoch: u64) -> Result<(), WorkerError> {
     let me = ic_cdk::api::canister_self();
