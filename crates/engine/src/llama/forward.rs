@@ -26,6 +26,11 @@ use crate::error::{Error, Result};
 use crate::manifest::{ModelConfig, StageMeta};
 use crate::stage::{check_stage_data, HiddenStates, Logits, StageData, StageInput, StageOutput};
 
+/// Tokens the int8 matrix product takes at once (four rows by four tokens:
+/// see [`kernels::dot_q8_4x4`]). A prompt chunk of a multiple of this many
+/// tokens runs entirely on that kernel.
+pub const TOKEN_BLOCK: usize = 4;
+
 /// How a [`LlamaStage`] stores its matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -330,12 +335,12 @@ impl Matrix {
                 // tokens (prefill: each weight is loaded once per four
                 // tokens), four rows by one token for the rest (decoding:
                 // each activation is loaded once per four rows).
-                let (rows4, n4) = (rows / 4 * 4, n / 4 * 4);
+                let (rows4, n4) = (rows / 4 * 4, n / TOKEN_BLOCK * TOKEN_BLOCK);
                 if n4 > 0 {
                     for o in (0..rows4).step_by(4) {
                         let w = &quants[o * cols..(o + 4) * cols];
                         let dw = &scales[o * blocks..(o + 4) * blocks];
-                        for t in (0..n4).step_by(4) {
+                        for t in (0..n4).step_by(TOKEN_BLOCK) {
                             let out = kernels::dot_q8_4x4(
                                 w,
                                 dw,

@@ -27,6 +27,6 @@ pub mod weights;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use convert::{quantize_model_dir, Quantized};
-pub use forward::{LlamaKv, LlamaStage, Matrix, Q8Matrix, Scales, WeightFormat};
+pub use forward::{LlamaKv, LlamaStage, Matrix, Q8Matrix, Scales, WeightFormat, TOKEN_BLOCK};
 pub use loader::LlamaLoader;
 pub use weights::{F32Tensor, LayerWeights, LmHead, StageWeights, WeightsError};

@@ -33,10 +33,22 @@ pub const PREFILL_BUDGET: u64 = 20_000_000_000;
 /// instruction count (about 150 bytes; measured in the tests).
 pub const FORWARD_FRAMING_BYTES: u64 = 1024;
 /// Instructions per weight per prompt token assumed for the first chunk,
-/// before a measured chunk says better: the worker measures about 5
-/// (0.69 billion per token of SmolLM2-135M's 134 million weights, README
-/// "Benchmark (canisters)"); 8 keeps a margin.
-pub const INSTRUCTIONS_PER_WEIGHT_ESTIMATE: u64 = 8;
+/// before a measured chunk says better: the worker measures about 2.9 for
+/// `f32` stages (0.39 billion per prompt token of SmolLM2-135M's 134
+/// million weights) and 0.9 for int8 (README "Benchmark (canisters)"); 4
+/// keeps a margin.
+pub const INSTRUCTIONS_PER_WEIGHT_ESTIMATE: u64 = 4;
+
+/// `n` rounded down to whole blocks of [`engine::llama::TOKEN_BLOCK`]
+/// tokens (what the int8 kernels take at once), unless it is less than one.
+fn whole_token_blocks(n: usize) -> usize {
+    let block = engine::llama::TOKEN_BLOCK;
+    if n >= block {
+        n / block * block
+    } else {
+        n
+    }
+}
 
 /// How many prompt tokens one prefill message may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,19 +78,22 @@ impl PrefillLimits {
     /// as many tokens as [`PREFILL_BUDGET`] covers at
     /// [`INSTRUCTIONS_PER_WEIGHT_ESTIMATE`] per weight of the whole model
     /// (a worker holding part of it measures better after one chunk).
+    /// Chunks are whole blocks of the int8 kernels' tokens
+    /// ([`whole_token_blocks`]), so that only a prompt's last chunk has
+    /// tokens left over for the one-token kernel.
     pub fn for_model(config: &ModelConfig) -> PrefillLimits {
         let per_position = (config.hidden_size as u64 * 4).max(1);
         let fit = (MAX_INTER_CANISTER_PAYLOAD_BYTES - FORWARD_FRAMING_BYTES) / per_position;
         let max = (fit as usize).clamp(1, config.max_position_embeddings.max(1));
         let per_token = (weights_per_token(config) * INSTRUCTIONS_PER_WEIGHT_ESTIMATE).max(1);
-        let first = ((PREFILL_BUDGET / per_token) as usize).clamp(1, max);
+        let first = whole_token_blocks(((PREFILL_BUDGET / per_token) as usize).clamp(1, max));
         PrefillLimits { first, max }
     }
 
     /// The next chunk after one that cost `per_token` instructions per
     /// token in its most expensive message.
     pub fn next(&self, per_token: u64) -> usize {
-        ((PREFILL_BUDGET / per_token.max(1)) as usize).clamp(1, self.max)
+        whole_token_blocks(((PREFILL_BUDGET / per_token.max(1)) as usize).clamp(1, self.max))
     }
 }
 
@@ -581,12 +596,13 @@ mod tests {
             }
         );
         // SmolLM2-135M: 909 positions of 576 floats fit in 2 MiB; the
-        // first chunk is 20 billion / (8 × 134.5 million) = 18 tokens.
+        // first chunk is 20 billion / (4 × 134.5 million) = 37 tokens, 36
+        // in whole blocks of four.
         let limits = PrefillLimits::for_model(&smol);
         assert_eq!(
             limits,
             PrefillLimits {
-                first: 18,
+                first: 36,
                 max: 909
             }
         );
@@ -607,7 +623,9 @@ mod tests {
         // After a measured chunk: the budget over its cost per token,
         // never above the message limit.
         assert_eq!(limits.next(1_000_000_000), 20);
-        assert_eq!(limits.next(1), 909);
+        assert_eq!(limits.next(900_000_000), 20, "22, in whole blocks");
+        assert_eq!(limits.next(1), 908, "909, in whole blocks");
+        assert_eq!(limits.next(7_000_000_000), 2, "fewer than a block");
         assert_eq!(limits.next(u64::MAX), 1);
     }
 
