@@ -29,9 +29,13 @@
 //! scalar code elsewhere; the scalar [`dot_q8_scalar`] is the reference
 //! every implementation is tested against. Rounding to the nearest integer
 //! uses the `1.5 × 2²³` addition (exact IEEE arithmetic, ties to even), and
-//! transcendentals come from `libm` on every target, for the same reason.
+//! transcendentals are the project's own [`exp`] (see [`vector`]) or come from
+//! `libm`, the same on every target, for the same reason.
 
 mod simd;
+mod vector;
+
+pub use vector::{axpy, dot_f32, exp, silu_mul, softmax};
 
 /// Values per quantisation block.
 pub const BLOCK: usize = 32;
@@ -291,34 +295,6 @@ fn block_isum(w: &[i8], x: &[i16]) -> i32 {
         .sum()
 }
 
-/// `Σ a[i]·b[i]` with eight partial sums (vectorisable), in a fixed order.
-#[inline]
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut tail = 0.0;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail += x * y;
-    }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
-}
-
-/// `y += a · x`.
-#[inline]
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
 /// RMS norm of each row of `x` (rows of `weight.len()` values) into `out`:
 /// `x / sqrt(mean(x²) + eps) · weight`, as the exported graph computes it.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
@@ -332,28 +308,6 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         for ((o, &v), &w) in out.iter_mut().zip(row).zip(weight) {
             *o = (v * inv) * w;
         }
-    }
-}
-
-/// In-place softmax.
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0.0;
-    for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in x.iter_mut() {
-        *v *= inv;
-    }
-}
-
-/// `gate ← silu(gate) · up`, element-wise.
-pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        let sig = 1.0 / (1.0 + libm::expf(-*g));
-        *g = *g * sig * u;
     }
 }
 
