@@ -794,13 +794,16 @@ impl LlamaStage {
                     let qh = &q[t * q_width + h * d.head_dim..][..d.head_dim];
                     scores.clear();
                     scores.extend((0..visible).map(|p| {
-                        kernels::dot_f32(qh, &keys[p * kv_width + g * d.head_dim..][..d.head_dim])
+                        kernels::dot_f32_head(
+                            qh,
+                            &keys[p * kv_width + g * d.head_dim..][..d.head_dim],
+                        )
                     }));
                     kernels::softmax(&mut scores);
                     let out = &mut attn[t * q_width + h * d.head_dim..][..d.head_dim];
                     out.fill(0.0);
                     for (p, &w) in scores.iter().enumerate() {
-                        kernels::axpy(
+                        kernels::axpy_head(
                             w,
                             &values[p * kv_width + g * d.head_dim..][..d.head_dim],
                             out,
@@ -890,5 +893,57 @@ impl LlamaStage {
             expected: expected.into(),
             found: found.into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape the int8 product splits into blocks of eight and four
+    /// rows and tokens, and their remainders: each output is the one
+    /// product of its row and token.
+    #[test]
+    fn q8_matmul_gives_every_row_and_token_its_own_dot_product() {
+        let cols = 4 * BLOCK + 2 * BLOCK; // one group and two tail blocks
+        for rows in [8, 12, 6, 16] {
+            let values: Vec<f32> = (0..rows * cols)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+                .collect();
+            let tensor = F32Tensor {
+                shape: vec![rows, cols],
+                data: values,
+            };
+            let m = Matrix::from_rows(tensor, WeightFormat::Q8).unwrap();
+            let Matrix::Q8(q8) = &m else {
+                panic!("not quantised")
+            };
+            for n in [1, 3, 4, 5, 8, 11, 16, 19] {
+                let x: Vec<f32> = (0..n * cols)
+                    .map(|i| ((i * 53 % 97) as f32 - 48.0) / 13.0)
+                    .collect();
+                let mut scratch = Scratch::default();
+                scratch.quantize(&x, cols, WeightFormat::Q8);
+                let mut y = vec![f32::NAN; n * rows];
+                m.matmul(&x, n, &mut y, &scratch);
+                let blocks = cols / BLOCK;
+                for t in 0..n {
+                    for o in 0..rows {
+                        let (w, dw) = q8.row(o);
+                        let want = kernels::dot_q8(
+                            w,
+                            dw,
+                            &scratch.quants[t * cols..(t + 1) * cols],
+                            &scratch.scales[t * blocks..(t + 1) * blocks],
+                        );
+                        assert_eq!(
+                            y[t * rows + o].to_bits(),
+                            want.to_bits(),
+                            "{rows}x{n}: {o}, {t}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -35,7 +35,7 @@
 mod simd;
 mod vector;
 
-pub use vector::{axpy, dot_f32, exp, silu_mul, softmax};
+pub use vector::{axpy, axpy_head, dot_f32, dot_f32_head, exp, silu_mul, softmax};
 
 /// Values per quantisation block.
 pub const BLOCK: usize = 32;
@@ -52,7 +52,7 @@ pub const Q_MAX: f32 = 127.0;
 
 /// `1.5 × 2²³`: added to an `f32` of magnitude below `2²²`, the sum's low
 /// mantissa bits are the value rounded to the nearest integer, ties to even.
-const ROUND_MAGIC: f32 = 12_582_912.0;
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// Block (index within its row of `cols` values) of the value at `col`.
 pub fn block_of(col: usize, cols: usize) -> usize {
@@ -66,7 +66,7 @@ pub fn block_of(col: usize, cols: usize) -> usize {
 
 /// `round_ties_even(v)` as an integer, for `|v| < 2²²`.
 #[inline(always)]
-fn round_small(v: f32) -> i32 {
+pub(crate) fn round_small(v: f32) -> i32 {
     ((v + ROUND_MAGIC).to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32)
 }
 
@@ -74,7 +74,7 @@ fn round_small(v: f32) -> i32 {
 /// (`|v|.to_bits()`, which order like the magnitudes), and its inverse;
 /// `(0, 0)` for an all-zero or non-finite block.
 #[inline(always)]
-fn block_scale(amax_bits: u32) -> (f32, f32) {
+pub(crate) fn block_scale(amax_bits: u32) -> (f32, f32) {
     let amax = f32::from_bits(amax_bits);
     if amax_bits == 0 || amax_bits >= f32::INFINITY.to_bits() {
         (0.0, 0.0)
@@ -90,13 +90,56 @@ fn block_scale(amax_bits: u32) -> (f32, f32) {
 /// value, whose quants are then 0).
 pub fn quantize_blocks(values: &[f32], cols: usize, quants: &mut [i8], scales: &mut [f32]) {
     // |quant| ≤ 127: the cast is exact.
-    quantize_rows(values, cols, quants, scales, |q| q as i8);
+    let cast = |q: i32| q as i8;
+    quantize_rows(values, cols, quants, scales, cast, |v, q, d| {
+        quantize_group(v, q, d, cast)
+    });
 }
 
 /// [`quantize_blocks`] into `i16` quants (activations, ready for the dot
 /// product).
 pub fn quantize_activations(values: &[f32], cols: usize, quants: &mut [i16], scales: &mut [f32]) {
-    quantize_rows(values, cols, quants, scales, |q| q as i16);
+    let cast = |q: i32| q as i16;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    let group = |v: &[f32], q: &mut [i16], d: &mut [f32]| {
+        // SAFETY: `quantize_rows` passes whole groups.
+        unsafe { simd::quantize_group_i16(v, q, d) };
+        zero_unscaled_blocks(q, d, cast);
+    };
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let group = |v: &[f32], q: &mut [i16], d: &mut [f32]| quantize_group(v, q, d, cast);
+    quantize_rows(values, cols, quants, scales, cast, group);
+}
+
+/// One interleaved group of [`GROUP`] values into quants and four scales.
+#[inline(always)]
+fn quantize_group<Q: Copy>(v: &[f32], q: &mut [Q], d: &mut [f32], cast: impl Fn(i32) -> Q) {
+    let mut amax = [0u32; GROUP_BLOCKS];
+    for (i, &x) in v.iter().enumerate() {
+        let k = (i % 8) / 2;
+        amax[k] = amax[k].max(x.to_bits() & 0x7fff_ffff);
+    }
+    let mut inv = [0.0f32; GROUP_BLOCKS];
+    for k in 0..GROUP_BLOCKS {
+        (d[k], inv[k]) = block_scale(amax[k]);
+    }
+    for (i, (q, &x)) in q.iter_mut().zip(v).enumerate() {
+        *q = cast(round_small(x * inv[(i % 8) / 2]));
+    }
+    zero_unscaled_blocks(q, d, cast);
+}
+
+/// A block without a scale (zeros, or a non-finite value that made its
+/// products NaN) holds zeros.
+#[inline(always)]
+fn zero_unscaled_blocks<Q: Copy>(q: &mut [Q], d: &[f32], cast: impl Fn(i32) -> Q) {
+    for k in (0..GROUP_BLOCKS).filter(|&k| d[k] == 0.0) {
+        for (i, q) in q.iter_mut().enumerate() {
+            if (i % 8) / 2 == k {
+                *q = cast(0);
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -106,6 +149,7 @@ fn quantize_rows<Q: Copy>(
     quants: &mut [Q],
     scales: &mut [f32],
     cast: impl Fn(i32) -> Q,
+    group: impl Fn(&[f32], &mut [Q], &mut [f32]),
 ) {
     if cols == 0 {
         return;
@@ -122,27 +166,7 @@ fn quantize_rows<Q: Copy>(
             .zip(q.chunks_exact_mut(GROUP))
             .zip(d.chunks_exact_mut(GROUP_BLOCKS))
         {
-            let mut amax = [0u32; GROUP_BLOCKS];
-            for (i, &x) in v.iter().enumerate() {
-                let k = (i % 8) / 2;
-                amax[k] = amax[k].max(x.to_bits() & 0x7fff_ffff);
-            }
-            let mut inv = [0.0f32; GROUP_BLOCKS];
-            for k in 0..GROUP_BLOCKS {
-                (d[k], inv[k]) = block_scale(amax[k]);
-            }
-            for (i, (q, &x)) in q.iter_mut().zip(v).enumerate() {
-                *q = cast(round_small(x * inv[(i % 8) / 2]));
-            }
-            // A block without a scale (zeros, or a non-finite value that
-            // made its products NaN) holds zeros.
-            for k in (0..GROUP_BLOCKS).filter(|&k| d[k] == 0.0) {
-                for (i, q) in q.iter_mut().enumerate() {
-                    if (i % 8) / 2 == k {
-                        *q = cast(0);
-                    }
-                }
-            }
+            group(v, q, d);
         }
         let tail = groups * GROUP;
         for ((v, q), d) in row[tail..]

@@ -346,6 +346,53 @@ pub unsafe fn dot_q8_4x4(
     }
 }
 
+/// One interleaved group of 128 activations into `i16` quants and four
+/// block scales, as [`super::quantize_group`] computes them (the caller
+/// zeroes blocks without a scale): each block's largest magnitude as the
+/// largest `|v|` bit pattern, then `round(v × 127 / amax)` by the `1.5 ×
+/// 2²³` addition, eight values per store.
+///
+/// # Safety
+/// `v` and `q` hold at least 128 values, `d` at least 4.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+pub unsafe fn quantize_group_i16(v: &[f32], q: &mut [i16], d: &mut [f32]) {
+    use super::{block_scale, ROUND_MAGIC};
+    use core::arch::wasm32::*;
+    debug_assert!(v.len() >= GROUP && q.len() >= GROUP && d.len() >= GROUP_BLOCKS);
+    // Within each 8 values, lanes of the first four belong to blocks
+    // 0, 0, 1, 1 and of the next four to 2, 2, 3, 3.
+    let (vp, qp) = (v.as_ptr(), q.as_mut_ptr());
+    let abs = i32x4_splat(0x7fff_ffff);
+    // SAFETY (whole body): reads 128 values at `vp`, writes 128 at `qp`.
+    unsafe {
+        let (mut lo, mut hi) = (i32x4_splat(0), i32x4_splat(0));
+        for c in 0..GROUP / 8 {
+            lo = u32x4_max(lo, v128_and(v128_load(vp.add(8 * c).cast()), abs));
+            hi = u32x4_max(hi, v128_and(v128_load(vp.add(8 * c + 4).cast()), abs));
+        }
+        let amax = [
+            u32x4_extract_lane::<0>(lo).max(u32x4_extract_lane::<1>(lo)),
+            u32x4_extract_lane::<2>(lo).max(u32x4_extract_lane::<3>(lo)),
+            u32x4_extract_lane::<0>(hi).max(u32x4_extract_lane::<1>(hi)),
+            u32x4_extract_lane::<2>(hi).max(u32x4_extract_lane::<3>(hi)),
+        ];
+        let mut inv = [0.0f32; GROUP_BLOCKS];
+        for k in 0..GROUP_BLOCKS {
+            (d[k], inv[k]) = block_scale(amax[k]);
+        }
+        let inv_lo = f32x4(inv[0], inv[0], inv[1], inv[1]);
+        let inv_hi = f32x4(inv[2], inv[2], inv[3], inv[3]);
+        let magic = f32x4_splat(ROUND_MAGIC);
+        let round = |x: v128, inv: v128| i32x4_sub(f32x4_add(f32x4_mul(x, inv), magic), magic);
+        for c in 0..GROUP / 8 {
+            let a = round(v128_load(vp.add(8 * c).cast()), inv_lo);
+            let b = round(v128_load(vp.add(8 * c + 4).cast()), inv_hi);
+            v128_store(qp.add(8 * c).cast(), i16x8_narrow_i32x4(a, b));
+        }
+    }
+}
+
 /// # Safety
 /// See the module docs.
 #[cfg(target_arch = "x86_64")]

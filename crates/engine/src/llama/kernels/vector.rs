@@ -2,8 +2,10 @@
 //! attention, softmax, SiLU and the exponential they need.
 //!
 //! On the IC each wasm instruction is paid for and a scalar `f32` add or
-//! multiply costs two, so these run four lanes at a time with wasm SIMD128
-//! on `wasm32`. Every function has one *canonical* order of operations:
+//! multiply costs two, so softmax, SiLU and attention's dot products and
+//! `axpy` run four lanes at a time with wasm SIMD128 on `wasm32` (the dot
+//! product of a weight matrix's rows is a plain loop that LLVM vectorises
+//! itself: cheaper there). Every function has one *canonical* order of operations:
 //! lane `i % 4` of four running values takes element `i`, lanes are
 //! combined as `(l0 + l1) + (l2 + l3)`, and each element goes through the
 //! same IEEE operations. The SIMD code and the portable code (every other
@@ -103,9 +105,42 @@ fn exp4(x: v128) -> v128 {
 /// `Σ a[i]·b[i]` over the shorter length: eight partial sums (lane
 /// `i % 8` of each chunk of eight), combined as
 /// `((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`, plus the remaining
-/// products summed in order.
+/// products summed in order. Plain code: LLVM vectorises it into wasm
+/// SIMD128 by itself, and an explicit `f32x4` version measured more
+/// instructions in the canister.
 #[inline]
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+}
+
+/// `y += a · x`, element by element (plain code, vectorised by LLVM).
+#[inline]
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// [`dot_f32`] (the same bits) for the short vectors of attention (one
+/// head's keys): explicit wasm SIMD128, which in the canister measured
+/// fewer instructions than the compiler's own vectorisation on vectors of a
+/// head's size, and more on the rows of a weight matrix.
+#[inline]
+pub fn dot_f32_head(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut ca = a.chunks_exact(8);
@@ -154,9 +189,9 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
 
-/// `y += a · x`, element by element.
+/// [`axpy`] (the same bits) for one head's values: explicit wasm SIMD128.
 #[inline]
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+pub fn axpy_head(a: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &mut y[..n]);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -334,10 +369,13 @@ mod tests {
         let tail = a[16] * b[16] + a[17] * b[17] + a[18] * b[18];
         let want = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + tail;
         assert_eq!(dot_f32(&a, &b).to_bits(), want.to_bits());
-        let mut y = b.clone();
-        axpy(0.5, &a, &mut y);
-        for ((y, a), b) in y.iter().zip(&a).zip(&b) {
-            assert_eq!(y.to_bits(), (b + 0.5 * a).to_bits());
+        assert_eq!(dot_f32_head(&a, &b).to_bits(), want.to_bits());
+        for f in [axpy, axpy_head] {
+            let mut y = b.clone();
+            f(0.5, &a, &mut y);
+            for ((y, a), b) in y.iter().zip(&a).zip(&b) {
+                assert_eq!(y.to_bits(), (b + 0.5 * a).to_bits());
+            }
         }
     }
 }
