@@ -372,18 +372,9 @@ impl Matrix {
                         );
                         y[o..o + 4].copy_from_slice(&out);
                     }
-                    for o in rows4..rows {
-                        y[o] = kernels::dot_q8(
-                            &quants[o * cols..(o + 1) * cols],
-                            &scales[o * blocks..(o + 1) * blocks],
-                            x,
-                            dx,
-                        );
-                    }
                 }
-                // Rows past the last four, for the tokens done four at a
-                // time.
-                for t in 0..n4 {
+                // Rows past the last four, for every token.
+                for t in 0..n {
                     for o in rows4..rows {
                         y[t * rows + o] = kernels::dot_q8(
                             &quants[o * cols..(o + 1) * cols],
@@ -900,9 +891,9 @@ impl LlamaStage {
 mod tests {
     use super::*;
 
-    /// Every shape the int8 product splits into blocks of eight and four
-    /// rows and tokens, and their remainders: each output is the one
-    /// product of its row and token.
+    /// Every shape the int8 product splits into blocks of four rows and
+    /// tokens, and their remainders: each output is the one product of its
+    /// row and token.
     #[test]
     fn q8_matmul_gives_every_row_and_token_its_own_dot_product() {
         let cols = 4 * BLOCK + 2 * BLOCK; // one group and two tail blocks

@@ -52,7 +52,7 @@ pub const Q_MAX: f32 = 127.0;
 
 /// `1.5 × 2²³`: added to an `f32` of magnitude below `2²²`, the sum's low
 /// mantissa bits are the value rounded to the nearest integer, ties to even.
-pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// Block (index within its row of `cols` values) of the value at `col`.
 pub fn block_of(col: usize, cols: usize) -> usize {
@@ -66,7 +66,7 @@ pub fn block_of(col: usize, cols: usize) -> usize {
 
 /// `round_ties_even(v)` as an integer, for `|v| < 2²²`.
 #[inline(always)]
-pub(crate) fn round_small(v: f32) -> i32 {
+fn round_small(v: f32) -> i32 {
     ((v + ROUND_MAGIC).to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32)
 }
 
@@ -74,7 +74,7 @@ pub(crate) fn round_small(v: f32) -> i32 {
 /// (`|v|.to_bits()`, which order like the magnitudes), and its inverse;
 /// `(0, 0)` for an all-zero or non-finite block.
 #[inline(always)]
-pub(crate) fn block_scale(amax_bits: u32) -> (f32, f32) {
+fn block_scale(amax_bits: u32) -> (f32, f32) {
     let amax = f32::from_bits(amax_bits);
     if amax_bits == 0 || amax_bits >= f32::INFINITY.to_bits() {
         (0.0, 0.0)

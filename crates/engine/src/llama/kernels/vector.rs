@@ -22,8 +22,8 @@
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use core::arch::wasm32::*;
 
-/// `1.5 × 2²³`, added to round to the nearest integer (ties to even).
-const ROUND_MAGIC: f32 = 12_582_912.0;
+use super::ROUND_MAGIC;
+
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// `ln 2` in two parts: `k · LN2_HI` is exact for `|k| < 2¹⁵`.
 const LN2_HI: f32 = 0.693_359_4;
@@ -120,8 +120,15 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
             acc[k] += x[k] * y[k];
         }
     }
+    combine(&acc, ca.remainder(), cb.remainder())
+}
+
+/// The end of [`dot_f32`]: the eight partial sums combined, plus the
+/// remaining products summed in order.
+#[inline(always)]
+fn combine(acc: &[f32; 8], a: &[f32], b: &[f32]) -> f32 {
     let mut tail = 0.0;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+    for (x, y) in a.iter().zip(b) {
         tail += x * y;
     }
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
@@ -141,12 +148,12 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 /// head's size, and more on the rows of a weight matrix.
 #[inline]
 pub fn dot_f32_head(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let acc: [f32; 8] = {
+    {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut ca = a.chunks_exact(8);
+        let mut cb = b.chunks_exact(8);
         let (mut lo, mut hi) = (f32x4_splat(0.0), f32x4_splat(0.0));
         for (x, y) in (&mut ca).zip(&mut cb) {
             // SAFETY: both chunks hold eight values; no alignment needed.
@@ -161,43 +168,25 @@ pub fn dot_f32_head(a: &[f32], b: &[f32]) -> f32 {
             lo = f32x4_add(lo, f32x4_mul(x0, y0));
             hi = f32x4_add(hi, f32x4_mul(x1, y1));
         }
-        [
-            f32x4_extract_lane::<0>(lo),
-            f32x4_extract_lane::<1>(lo),
-            f32x4_extract_lane::<2>(lo),
-            f32x4_extract_lane::<3>(lo),
-            f32x4_extract_lane::<0>(hi),
-            f32x4_extract_lane::<1>(hi),
-            f32x4_extract_lane::<2>(hi),
-            f32x4_extract_lane::<3>(hi),
-        ]
-    };
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    let acc: [f32; 8] = {
-        let mut acc = [0.0f32; 8];
-        for (x, y) in (&mut ca).zip(&mut cb) {
-            for k in 0..8 {
-                acc[k] += x[k] * y[k];
-            }
-        }
-        acc
-    };
-    let mut tail = 0.0;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail += x * y;
+        let (lo, hi) = (lanes(lo), lanes(hi));
+        let acc = [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1], hi[2], hi[3]];
+        combine(&acc, ca.remainder(), cb.remainder())
     }
-    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        dot_f32(a, b)
+    }
 }
 
 /// [`axpy`] (the same bits) for one head's values: explicit wasm SIMD128.
 #[inline]
 pub fn axpy_head(a: f32, x: &[f32], y: &mut [f32]) {
-    let n = x.len().min(y.len());
-    let (x, y) = (&x[..n], &mut y[..n]);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    let done = {
+    {
+        let n = x.len().min(y.len());
+        let done = n / 4 * 4;
         let av = f32x4_splat(a);
-        for (x, y) in x.chunks_exact(4).zip(y.chunks_exact_mut(4)) {
+        for (x, y) in x[..done].chunks_exact(4).zip(y[..done].chunks_exact_mut(4)) {
             // SAFETY: both chunks hold four values; no alignment needed.
             unsafe {
                 let yv = v128_load(y.as_ptr().cast());
@@ -205,13 +194,10 @@ pub fn axpy_head(a: f32, x: &[f32], y: &mut [f32]) {
                 v128_store(y.as_mut_ptr().cast(), f32x4_add(yv, f32x4_mul(av, xv)));
             }
         }
-        n / 4 * 4
-    };
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    let done = 0;
-    for (y, &x) in y[done..].iter_mut().zip(&x[done..]) {
-        *y += a * x;
+        axpy(a, &x[done..n], &mut y[done..n]);
     }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    axpy(a, x, y);
 }
 
 /// In-place softmax: the maximum as four running [`pmax`] lanes, then
