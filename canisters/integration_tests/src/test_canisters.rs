@@ -6,7 +6,8 @@
 //!   sees ingress.
 //! - [`SILENT`]: accepts every update and never answers: each message
 //!   keeps its call context open by calling the canister again and again.
-//!   A worker that never answers.
+//!   A worker that never answers, its `status` included (called by the
+//!   task manager's health check).
 //!
 //! The proxy's argument is raw bytes: the callee's principal (its length
 //! in one byte, then the bytes), the method's name (likewise), then the
@@ -77,7 +78,7 @@ pub const SILENT: &str = r#"(module
   (func (export "canister_update load_stages") (call $hold))
   (func (export "canister_update cancel_job") (call $hold))
   (func (export "canister_update again") (call $hold))
-  (func (export "canister_query status") (unreachable)))"#;
+  (func (export "canister_update status") (call $hold)))"#;
 
 /// A WAT module as wasm.
 pub fn module(wat: &str) -> Vec<u8> {

@@ -388,6 +388,64 @@ fn a_driver_that_never_answers_fails_the_job_refunded_and_its_pipeline() {
 }
 
 #[test]
+fn health_checks_never_overlap_while_a_failed_worker_keeps_one_waiting() {
+    use task_manager_api::timing::{HEALTH_CHECK_INTERVAL_SECS, WORKER_CALL_TIMEOUT_SECS};
+    let mut env = deployed(1, 1, None);
+    let driver = env.pipelines()[0].workers[0];
+    let alice = principal(1);
+    env.register(alice);
+    env.ic
+        .install_code(
+            controller(),
+            driver,
+            local_replica::CanisterInstallMode::Reinstall,
+            integration_tests::test_canisters::module(SILENT),
+            Vec::new(),
+        )
+        .unwrap();
+    let job = env
+        .generate(alice, &request(MODEL, "Hi", 4, Sampling::default(), 0))
+        .unwrap();
+    env.wait_job_as_time_passes(alice, job);
+    assert!(!env.pipelines()[0].healthy);
+    // Every `status` the health checks sent the failed driver, which
+    // never answers them.
+    let asked = |env: &Env| {
+        env.ic
+            .executions()
+            .iter()
+            .filter(|r| r.canister == driver && r.method == "status")
+            .count()
+    };
+    let passes_before = asked(&env);
+    let second = |env: &mut Env| {
+        env.ic.advance_time(std::time::Duration::from_secs(1));
+        env.ic.tick();
+    };
+    let mut waited = 0;
+    while asked(&env) == passes_before {
+        assert!(
+            waited <= HEALTH_CHECK_INTERVAL_SECS,
+            "no health check asked"
+        );
+        second(&mut env);
+        waited += 1;
+    }
+    // While that call waits (until its deadline), the checks that fall
+    // due skip: one a minute would otherwise pile calls on the worker.
+    const { assert!(WORKER_CALL_TIMEOUT_SECS as u64 > HEALTH_CHECK_INTERVAL_SECS) };
+    for _ in 0..WORKER_CALL_TIMEOUT_SECS - 5 {
+        second(&mut env);
+    }
+    assert_eq!(asked(&env), passes_before + 1);
+    // The deadline ends the wait; the next check asks again.
+    for _ in 0..HEALTH_CHECK_INTERVAL_SECS + 10 {
+        second(&mut env);
+    }
+    assert_eq!(asked(&env), passes_before + 2);
+}
+
+#[test]
 fn a_driver_gone_silent_mid_job_is_timed_out_by_the_watchdog() {
     // No refill: the balance shows exactly what was charged while time
     // passes.

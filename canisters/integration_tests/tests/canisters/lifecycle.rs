@@ -343,6 +343,57 @@ fn the_task_manager_spawns_workers_from_the_module_it_stores() {
 }
 
 #[test]
+fn a_spawned_canister_whose_install_fails_is_recorded_and_can_be_removed() {
+    use serde_bytes::ByteBuf;
+    use task_manager_api::spawn_workers::SpawnWorkersArgs;
+    use task_manager_api::upload_worker_wasm::UploadWorkerWasmArgs;
+    use task_manager_api::{AdminError, WasmInfo, WorkerInfo};
+
+    let mut env = Env::new(InitArgs::default());
+    let tm = env.task_manager;
+    // The wasm magic and version, then bytes that are no section: the
+    // upload takes it, the management canister refuses to install it.
+    let mut broken = b"\0asm\x01\0\0\0".to_vec();
+    broken.extend_from_slice(&[0xff; 56]);
+    let args = UploadWorkerWasmArgs {
+        offset: 0,
+        bytes: ByteBuf::from(broken),
+    };
+    let r: Result<WasmInfo, AdminError> = env
+        .call(tm, controller(), "upload_worker_wasm", &args)
+        .unwrap();
+    r.unwrap();
+    let spawn = SpawnWorkersArgs {
+        count: 3,
+        cycles_per_worker: candid::Nat::from(2_000_000_000_000u64),
+    };
+    let r: Result<Vec<WorkerInfo>, AdminError> =
+        env.call(tm, controller(), "spawn_workers", &spawn).unwrap();
+    let Err(AdminError::ManagementCallFailed { reason }) = r else {
+        panic!("{r:?}");
+    };
+    assert!(reason.starts_with("install_chunked_code"), "{reason}");
+    // The first canister was created, holds cycles and no code: it is
+    // recorded as a failed worker, and no second one was created.
+    let workers = env.workers();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    let w = &workers[0];
+    assert!(w.spawned);
+    assert!(
+        matches!(&w.state, WorkerState::Failed { reason } if reason.starts_with("spawned but not installed")),
+        "{w:?}"
+    );
+    assert_eq!(env.ic.module_hash(w.worker), None);
+    assert!(env.ic.controllers(w.worker).unwrap().contains(&tm));
+    // A failed worker holds no stage: a controller forgets it.
+    let removed: Result<WorkerInfo, AdminError> = env
+        .call(tm, controller(), "remove_worker", &w.worker)
+        .unwrap();
+    assert_eq!(removed.unwrap().worker, w.worker);
+    assert!(env.workers().is_empty());
+}
+
+#[test]
 fn a_running_job_is_cancelled_and_a_seedless_one_draws_from_raw_rand() {
     let mut env = deployed(2, 1, None);
     let tm = env.task_manager;

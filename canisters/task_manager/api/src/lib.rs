@@ -52,6 +52,7 @@ pub mod set_default_quota;
 pub mod set_paused;
 pub mod set_user_quota;
 pub mod spawn_workers;
+pub mod timing;
 pub mod unban_user;
 pub mod undeploy_model;
 pub mod upload_chunk;

@@ -19,9 +19,7 @@ use crate::model::jobs::{self, RunResult, Start};
 use crate::model::workers;
 use crate::state::{mutate_state, read_state};
 
-/// Deadline of a call to a worker, seconds. Workers answer calls at once;
-/// this bounds one that cannot.
-pub const WORKER_CALL_TIMEOUT_SECS: u32 = 120;
+pub use task_manager_api::timing::WORKER_CALL_TIMEOUT_SECS;
 
 /// Starts every queued job that has a free healthy pipeline.
 pub fn schedule() {
@@ -129,7 +127,8 @@ pub fn cancel_on(driver: Principal, job: u64) {
 
 /// How often the watchdog runs (stalled and queued jobs, expiry, failed
 /// workers).
-pub const HEALTH_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+pub const HEALTH_CHECK_INTERVAL: std::time::Duration =
+    std::time::Duration::from_secs(task_manager_api::timing::HEALTH_CHECK_INTERVAL_SECS);
 
 /// The periodic pass: the watchdog's sweep, then each failed worker that
 /// holds a stage is asked for its status; one that is running with its
