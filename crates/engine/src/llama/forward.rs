@@ -26,9 +26,10 @@ use crate::error::{Error, Result};
 use crate::manifest::{ModelConfig, StageMeta};
 use crate::stage::{check_stage_data, HiddenStates, Logits, StageData, StageInput, StageOutput};
 
-/// Tokens the int8 matrix product takes at once (four rows by four tokens:
-/// see [`kernels::dot_q8_4x4`]). A prompt chunk of a multiple of this many
-/// tokens runs entirely on that kernel.
+/// Tokens the int8 matrix product takes at once (eight or four rows by four
+/// tokens: see [`kernels::dot_q8_8x4`] and [`kernels::dot_q8_4x4`]). A
+/// prompt chunk of a multiple of this many tokens runs entirely on those
+/// kernels.
 pub const TOKEN_BLOCK: usize = 4;
 
 /// How a [`LlamaStage`] stores its matrices.
@@ -331,13 +332,34 @@ impl Matrix {
                 let quants = m.quants.as_slice();
                 let scales = m.scales.as_slice();
                 let (xq, xd) = (&scratch.quants[..], &scratch.scales[..]);
-                // Four rows by four tokens at once where there are four
-                // tokens (prefill: each weight is loaded once per four
-                // tokens), four rows by one token for the rest (decoding:
-                // each activation is loaded once per four rows).
-                let (rows4, n4) = (rows / 4 * 4, n / TOKEN_BLOCK * TOKEN_BLOCK);
+                // Blocks of four tokens (prefill) take eight rows at once,
+                // then four for a remainder of four: each weight is loaded
+                // once per four tokens, each activation once per eight
+                // (or four) rows. The other tokens (decoding) take four
+                // rows by one token: each activation loaded once per four
+                // rows.
+                let (rows8, rows4) = (rows / 8 * 8, rows / 4 * 4);
+                let n4 = n / TOKEN_BLOCK * TOKEN_BLOCK;
                 if n4 > 0 {
-                    for o in (0..rows4).step_by(4) {
+                    for o in (0..rows8).step_by(8) {
+                        let w = &quants[o * cols..(o + 8) * cols];
+                        let dw = &scales[o * blocks..(o + 8) * blocks];
+                        for t in (0..n4).step_by(TOKEN_BLOCK) {
+                            let out = kernels::dot_q8_8x4(
+                                w,
+                                dw,
+                                &xq[t * cols..(t + 4) * cols],
+                                &xd[t * blocks..(t + 4) * blocks],
+                                cols,
+                            );
+                            for (r, row) in out.iter().enumerate() {
+                                for (j, &v) in row.iter().enumerate() {
+                                    y[(t + j) * rows + o + r] = v;
+                                }
+                            }
+                        }
+                    }
+                    for o in (rows8..rows4).step_by(4) {
                         let w = &quants[o * cols..(o + 4) * cols];
                         let dw = &scales[o * blocks..(o + 4) * blocks];
                         for t in (0..n4).step_by(TOKEN_BLOCK) {

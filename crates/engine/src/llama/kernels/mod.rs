@@ -286,6 +286,45 @@ pub fn dot_q8_4x4(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32], cols: usize) -> [
     }
 }
 
+/// [`dot_q8`] of eight rows of weights with four rows of activations:
+/// `out[r][t]` is row `r` of `w` (`8 × cols` quants, `dw` their scales)
+/// dotted with row `t` of `x` (`4 × cols`, `dx`), bit for bit what
+/// [`dot_q8`] gives for that pair. The wasm kernel keeps the four
+/// activation rows of a group in locals while the eight weight rows stream
+/// past (prefill); elsewhere it is 32 calls of [`dot_q8`].
+///
+/// # Panics
+/// If the lengths disagree or `cols` is not a multiple of 32.
+#[inline(always)]
+pub fn dot_q8_8x4(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32], cols: usize) -> [[f32; 4]; 8] {
+    let blocks = cols / BLOCK;
+    assert!(
+        cols.is_multiple_of(BLOCK)
+            && w.len() == 8 * cols
+            && x.len() == 4 * cols
+            && dw.len() == 8 * blocks
+            && dx.len() == 4 * blocks
+    );
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        // SAFETY: the lengths were just checked.
+        unsafe { simd::dot_q8_8x4(w, dw, x, dx, cols) }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        std::array::from_fn(|r| {
+            std::array::from_fn(|t| {
+                dot_q8(
+                    &w[r * cols..(r + 1) * cols],
+                    &dw[r * blocks..(r + 1) * blocks],
+                    &x[t * cols..(t + 1) * cols],
+                    &dx[t * blocks..(t + 1) * blocks],
+                )
+            })
+        })
+    }
+}
+
 /// The canonical int8 dot product in plain scalar code: the reference.
 /// Same contract as [`dot_q8`].
 pub fn dot_q8_scalar(w: &[i8], dw: &[f32], x: &[i16], dx: &[f32]) -> f32 {
