@@ -33,13 +33,40 @@ WASM_OPT_FEATURES=(--enable-simd --enable-bulk-memory --enable-sign-ext
   --enable-nontrapping-float-to-int --enable-mutable-globals
   --enable-multivalue --enable-reference-types)
 
-# build PACKAGE PROFILE DID [wasm-opt]: cargo (then binaryen's wasm-opt
-# -Oz if asked), the interface as metadata, the code-section check, then the
-# copy in the project.
+# build PACKAGE PROFILE DID [wasm-opt]: cargo, then (unless nothing it is
+# made from changed) binaryen's wasm-opt -Oz if asked, the interface as
+# metadata and the code-section check, then the copy in the project.
 build() {
   local c=$1 profile=$2 did=$3 opt=${4:-}
   cargo build --target wasm32-unknown-unknown --profile "$profile" -p "$c"
   local module="$TARGET/wasm32-unknown-unknown/$profile/$c.wasm"
+  # What the shipped module is made from: cargo's module, the interface
+  # and every step after cargo. When none changed, the shipped module is
+  # reused (wasm-opt -Oz alone takes over a minute on the worker, and
+  # every test process asks for the modules).
+  local key
+  key="$(cat "$module" "$did" "$0" scripts/wasm_metadata.py scripts/wasm_code_section.py \
+    crates/wasm_fold/Cargo.toml crates/wasm_fold/src/*.rs | sha256sum | cut -d' ' -f1) $opt"
+  if [ -f "$OUT/$c.wasm" ] && [ "$(cat "$OUT/.$c.key" 2>/dev/null)" = "$key" ]; then
+    echo "$OUT/$c.wasm is up to date"
+  else
+    postprocess "$c" "$did" "$opt" "$module"
+    echo "$key" >"$OUT/.$c.key"
+  fi
+  if [ "$(realpath -m "$OUT")" != "$(realpath -m "$PROJECT_OUT")" ] &&
+    ! cmp -s "$OUT/$c.wasm" "$PROJECT_OUT/$c.wasm"; then
+    mkdir -p "$PROJECT_OUT"
+    cp "$OUT/$c.wasm" "$PROJECT_OUT/.$c.$$.wasm"
+    mv -f "$PROJECT_OUT/.$c.$$.wasm" "$PROJECT_OUT/$c.wasm"
+    echo "copied to $PROJECT_OUT/$c.wasm"
+  fi
+}
+
+# postprocess PACKAGE DID OPT MODULE: wasm-opt and wasm-fold (when OPT is
+# wasm-opt), the interface as metadata, the code-section check, into
+# $OUT/PACKAGE.wasm.
+postprocess() {
+  local c=$1 did=$2 opt=$3 module=$4
   # Intermediate files carry this process's id and the module appears by
   # rename, so that a reader never sees half a module.
   local tmp="$OUT/.$c.$$"
@@ -62,12 +89,6 @@ build() {
   "$PY" scripts/wasm_code_section.py "$tmp.wasm" --max-bytes "$MAX_CODE_SECTION"
   mv -f "$tmp.wasm" "$OUT/$c.wasm"
   echo "$OUT/$c.wasm $(stat -c %s "$OUT/$c.wasm") bytes"
-  if [ "$(realpath -m "$OUT")" != "$(realpath -m "$PROJECT_OUT")" ]; then
-    mkdir -p "$PROJECT_OUT"
-    cp "$OUT/$c.wasm" "$PROJECT_OUT/.$c.$$.wasm"
-    mv -f "$PROJECT_OUT/.$c.$$.wasm" "$PROJECT_OUT/$c.wasm"
-    echo "copied to $PROJECT_OUT/$c.wasm"
-  fi
 }
 
 build_task_manager() {
