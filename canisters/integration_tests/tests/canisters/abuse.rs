@@ -359,13 +359,10 @@ fn prompt_tokens_are_reserved_and_a_prompt_beyond_the_context_is_refused() {
     assert!(matches!(r, Err(UserError::PromptTooLong { .. })), "{r:?}");
 }
 
-#[test]
-fn a_driver_that_never_answers_fails_the_job_refunded_and_its_pipeline() {
-    let mut env = deployed(1, 1, None);
+/// Reinstalls the first pipeline's driver as a canister that never
+/// answers ([`SILENT`]); its id.
+fn silence_driver(env: &mut Env) -> Principal {
     let driver = env.pipelines()[0].workers[0];
-    let alice = principal(1);
-    let before = env.register(alice).tokens_available;
-    // The driver's code becomes a canister that never answers.
     env.ic
         .install_code(
             controller(),
@@ -375,6 +372,15 @@ fn a_driver_that_never_answers_fails_the_job_refunded_and_its_pipeline() {
             Vec::new(),
         )
         .unwrap();
+    driver
+}
+
+#[test]
+fn a_driver_that_never_answers_fails_the_job_refunded_and_its_pipeline() {
+    let mut env = deployed(1, 1, None);
+    let alice = principal(1);
+    let before = env.register(alice).tokens_available;
+    silence_driver(&mut env);
     let job = env
         .generate(alice, &request(MODEL, "Hi", 4, Sampling::default(), 0))
         .unwrap();
@@ -391,18 +397,9 @@ fn a_driver_that_never_answers_fails_the_job_refunded_and_its_pipeline() {
 fn health_checks_never_overlap_while_a_failed_worker_keeps_one_waiting() {
     use task_manager_api::timing::{HEALTH_CHECK_INTERVAL_SECS, WORKER_CALL_TIMEOUT_SECS};
     let mut env = deployed(1, 1, None);
-    let driver = env.pipelines()[0].workers[0];
     let alice = principal(1);
     env.register(alice);
-    env.ic
-        .install_code(
-            controller(),
-            driver,
-            local_replica::CanisterInstallMode::Reinstall,
-            integration_tests::test_canisters::module(SILENT),
-            Vec::new(),
-        )
-        .unwrap();
+    let driver = silence_driver(&mut env);
     let job = env
         .generate(alice, &request(MODEL, "Hi", 4, Sampling::default(), 0))
         .unwrap();

@@ -32,6 +32,51 @@ use crate::stage::{check_stage_data, HiddenStates, Logits, StageData, StageInput
 /// kernels.
 pub const TOKEN_BLOCK: usize = 4;
 
+/// The operands of an int8 matrix product's prefill tiles.
+struct Tiles<'a> {
+    quants: &'a [i8],
+    scales: &'a [f32],
+    xq: &'a [i16],
+    xd: &'a [f32],
+    cols: usize,
+    rows: usize,
+    /// Tokens taken in tiles: a multiple of [`TOKEN_BLOCK`].
+    tokens: usize,
+}
+
+impl Tiles<'_> {
+    /// `kernel`, a tile of `R` rows by [`TOKEN_BLOCK`] tokens, over the
+    /// rows of `range` (a multiple of `R` of them) and every block of
+    /// tokens, into `y` (`tokens × rows`).
+    #[inline(always)]
+    fn run<const R: usize>(
+        &self,
+        range: std::ops::Range<usize>,
+        y: &mut [f32],
+        kernel: impl Fn(&[i8], &[f32], &[i16], &[f32], usize) -> [[f32; TOKEN_BLOCK]; R],
+    ) {
+        let (cols, blocks) = (self.cols, self.cols / BLOCK);
+        for o in range.step_by(R) {
+            let w = &self.quants[o * cols..(o + R) * cols];
+            let dw = &self.scales[o * blocks..(o + R) * blocks];
+            for t in (0..self.tokens).step_by(TOKEN_BLOCK) {
+                let out = kernel(
+                    w,
+                    dw,
+                    &self.xq[t * cols..(t + TOKEN_BLOCK) * cols],
+                    &self.xd[t * blocks..(t + TOKEN_BLOCK) * blocks],
+                    cols,
+                );
+                for (r, row) in out.iter().enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        y[(t + j) * self.rows + o + r] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// How a [`LlamaStage`] stores its matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -341,42 +386,17 @@ impl Matrix {
                 let (rows8, rows4) = (rows / 8 * 8, rows / 4 * 4);
                 let n4 = n / TOKEN_BLOCK * TOKEN_BLOCK;
                 if n4 > 0 {
-                    for o in (0..rows8).step_by(8) {
-                        let w = &quants[o * cols..(o + 8) * cols];
-                        let dw = &scales[o * blocks..(o + 8) * blocks];
-                        for t in (0..n4).step_by(TOKEN_BLOCK) {
-                            let out = kernels::dot_q8_8x4(
-                                w,
-                                dw,
-                                &xq[t * cols..(t + 4) * cols],
-                                &xd[t * blocks..(t + 4) * blocks],
-                                cols,
-                            );
-                            for (r, row) in out.iter().enumerate() {
-                                for (j, &v) in row.iter().enumerate() {
-                                    y[(t + j) * rows + o + r] = v;
-                                }
-                            }
-                        }
-                    }
-                    for o in (rows8..rows4).step_by(4) {
-                        let w = &quants[o * cols..(o + 4) * cols];
-                        let dw = &scales[o * blocks..(o + 4) * blocks];
-                        for t in (0..n4).step_by(TOKEN_BLOCK) {
-                            let out = kernels::dot_q8_4x4(
-                                w,
-                                dw,
-                                &xq[t * cols..(t + 4) * cols],
-                                &xd[t * blocks..(t + 4) * blocks],
-                                cols,
-                            );
-                            for (r, row) in out.iter().enumerate() {
-                                for (j, &v) in row.iter().enumerate() {
-                                    y[(t + j) * rows + o + r] = v;
-                                }
-                            }
-                        }
-                    }
+                    let tile = Tiles {
+                        quants,
+                        scales,
+                        xq,
+                        xd,
+                        cols,
+                        rows,
+                        tokens: n4,
+                    };
+                    tile.run(0..rows8, &mut *y, kernels::dot_q8_8x4);
+                    tile.run(rows8..rows4, &mut *y, kernels::dot_q8_4x4);
                 }
                 for t in n4..n {
                     let (x, dx) = (

@@ -182,6 +182,40 @@ unsafe fn finish(
     (lanes[0] + lanes[1]) + (lanes[2] + lanes[3])
 }
 
+/// [`finish`] for every pair of a tile of `R` weight rows by four
+/// activation rows (`w`, `dw`, `x`, `dx` as its kernel takes them).
+///
+/// # Safety
+/// As for the tile's kernel.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+unsafe fn finish_tile<const R: usize>(
+    acc: [[core::arch::wasm32::v128; 4]; R],
+    first: usize,
+    w: &[i8],
+    dw: &[f32],
+    x: &[i16],
+    dx: &[f32],
+    cols: usize,
+) -> [[f32; 4]; R] {
+    let blocks = cols / BLOCK;
+    core::array::from_fn(|r| {
+        core::array::from_fn(|t| {
+            // SAFETY: row r and activation row t lie within the slices.
+            unsafe {
+                finish(
+                    acc[r][t],
+                    first,
+                    &w[r * cols..(r + 1) * cols],
+                    &dw[r * blocks..(r + 1) * blocks],
+                    &x[t * cols..(t + 1) * cols],
+                    &dx[t * blocks..(t + 1) * blocks],
+                )
+            }
+        })
+    })
+}
+
 /// # Safety
 /// See the module docs.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -345,18 +379,7 @@ pub unsafe fn dot_q8_4x4(
                 [t(3, 0), t(3, 1), t(3, 2), t(3, 3)],
             ];
         }
-        core::array::from_fn(|r| {
-            core::array::from_fn(|t| {
-                finish(
-                    acc[r][t],
-                    groups * GROUP_BLOCKS,
-                    &w[r * cols..(r + 1) * cols],
-                    &dw[r * blocks..(r + 1) * blocks],
-                    &x[t * cols..(t + 1) * cols],
-                    &dx[t * blocks..(t + 1) * blocks],
-                )
-            })
-        })
+        finish_tile(acc, groups * GROUP_BLOCKS, w, dw, x, dx, cols)
     }
 }
 
@@ -477,18 +500,7 @@ pub unsafe fn dot_q8_8x4(
             row!(7);
             return out;
         }
-        core::array::from_fn(|r| {
-            core::array::from_fn(|t| {
-                finish(
-                    acc[r][t],
-                    groups * GROUP_BLOCKS,
-                    &w[r * cols..(r + 1) * cols],
-                    &dw[r * blocks..(r + 1) * blocks],
-                    &x[t * cols..(t + 1) * cols],
-                    &dx[t * blocks..(t + 1) * blocks],
-                )
-            })
-        })
+        finish_tile(acc, groups * GROUP_BLOCKS, w, dw, x, dx, cols)
     }
 }
 
