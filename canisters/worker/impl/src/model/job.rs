@@ -32,12 +32,31 @@ pub const PREFILL_BUDGET: u64 = 20_000_000_000;
 /// candid header and type table, the job id, position and sizes, the
 /// instruction count (about 150 bytes; measured in the tests).
 pub const FORWARD_FRAMING_BYTES: u64 = 1024;
-/// Instructions per weight per prompt token assumed for the first chunk,
-/// before a measured chunk says better: the worker measures about 2.9 for
-/// `f32` stages (0.39 billion per prompt token of SmolLM2-135M's 134
-/// million weights) and 0.9 for int8 (README "Benchmark (canisters)"); 4
-/// keeps a margin.
+/// Instructions per weight per prompt token assumed for the first chunk
+/// of a model with an `f32` stage, before a measured chunk says better:
+/// the worker measures about 2.2 for `f32` stages on the engine's pass
+/// (0.30 billion per prompt token of SmolLM2-135M's 134 million weights;
+/// README "8-bit weights"); 4 keeps a margin.
 pub const INSTRUCTIONS_PER_WEIGHT_ESTIMATE: u64 = 4;
+/// The same for a model whose stages are all int8: the worker measures
+/// 0.72 per weight in whole blocks of four tokens and 1.25 for a token
+/// decoded alone (0.0959 and 0.168 billion on SmolLM2-135M); 2 keeps a
+/// margin.
+pub const INSTRUCTIONS_PER_WEIGHT_ESTIMATE_Q8: u64 = 2;
+
+/// The estimate for the first chunk of `manifest`'s model: the int8 one
+/// when every stage is int8.
+pub fn instructions_per_weight_estimate(manifest: &model_format::Manifest) -> u64 {
+    if manifest
+        .stages
+        .iter()
+        .all(|s| s.format == model_format::StageFormat::Q8)
+    {
+        INSTRUCTIONS_PER_WEIGHT_ESTIMATE_Q8
+    } else {
+        INSTRUCTIONS_PER_WEIGHT_ESTIMATE
+    }
+}
 
 /// `n` rounded down to whole blocks of [`engine::llama::TOKEN_BLOCK`]
 /// tokens (what the int8 kernels take at once), unless it is less than one.
@@ -75,17 +94,18 @@ impl PrefillLimits {
     /// The limits for a model: at most as many positions as the context
     /// has and as fit in a message as hidden states (`n × hidden_size × 4`
     /// bytes plus [`FORWARD_FRAMING_BYTES`] within 2 MiB); the first chunk
-    /// as many tokens as [`PREFILL_BUDGET`] covers at
-    /// [`INSTRUCTIONS_PER_WEIGHT_ESTIMATE`] per weight of the whole model
-    /// (a worker holding part of it measures better after one chunk).
+    /// as many tokens as [`PREFILL_BUDGET`] covers at `per_weight`
+    /// instructions per weight of the whole model (see
+    /// [`instructions_per_weight_estimate`]; a worker holding part of it
+    /// measures better after one chunk).
     /// Chunks are whole blocks of the int8 kernels' tokens
     /// ([`whole_token_blocks`]), so that only a prompt's last chunk has
     /// tokens left over for the one-token kernel.
-    pub fn for_model(config: &ModelConfig) -> PrefillLimits {
+    pub fn for_model(config: &ModelConfig, per_weight: u64) -> PrefillLimits {
         let per_position = (config.hidden_size as u64 * 4).max(1);
         let fit = (MAX_INTER_CANISTER_PAYLOAD_BYTES - FORWARD_FRAMING_BYTES) / per_position;
         let max = (fit as usize).clamp(1, config.max_position_embeddings.max(1));
-        let per_token = (weights_per_token(config) * INSTRUCTIONS_PER_WEIGHT_ESTIMATE).max(1);
+        let per_token = (weights_per_token(config) * per_weight).max(1);
         let first = whole_token_blocks(((PREFILL_BUDGET / per_token) as usize).clamp(1, max));
         PrefillLimits { first, max }
     }
@@ -225,7 +245,10 @@ impl DriverJob {
             },
             e => invalid(e.to_string()),
         })?;
-        let prefill = PrefillLimits::for_model(&runtime.manifest.config);
+        let prefill = PrefillLimits::for_model(
+            &runtime.manifest.config,
+            instructions_per_weight_estimate(&runtime.manifest),
+        );
         // The caches are sized once for the whole job, within the context:
         // the prompt and every new token but the last (sampled, never run).
         // Appended in place, they never move. That is what the job holds at
@@ -529,7 +552,10 @@ mod tests {
         // The tiny model's limits take any prompt in one message.
         assert_eq!(
             job.prefill,
-            PrefillLimits::for_model(&rts[0].manifest.config)
+            PrefillLimits::for_model(
+                &rts[0].manifest.config,
+                instructions_per_weight_estimate(&rts[0].manifest)
+            )
         );
         job.set_prefill(PrefillLimits { first: 16, max: 24 });
         let (job, _) = run(&mut rts, job);
@@ -581,7 +607,26 @@ mod tests {
 
     #[test]
     fn prefill_chunks_come_from_the_models_dimensions_and_the_message_limit() {
-        let tiny = runtimes("stages-1")[0].manifest.config.clone();
+        let tiny_manifest = runtimes("stages-1")[0].manifest.clone();
+        let tiny = tiny_manifest.config.clone();
+        // The int8 estimate only when every stage is int8.
+        assert_eq!(
+            instructions_per_weight_estimate(&tiny_manifest),
+            INSTRUCTIONS_PER_WEIGHT_ESTIMATE
+        );
+        let mut q8 = tiny_manifest.clone();
+        for s in &mut q8.stages {
+            s.format = model_format::StageFormat::Q8;
+        }
+        assert_eq!(
+            instructions_per_weight_estimate(&q8),
+            INSTRUCTIONS_PER_WEIGHT_ESTIMATE_Q8
+        );
+        q8.stages.push(tiny_manifest.stages[0].clone());
+        assert_eq!(
+            instructions_per_weight_estimate(&q8),
+            INSTRUCTIONS_PER_WEIGHT_ESTIMATE
+        );
         let smol = smollm2_135m();
         // The weights one token goes through (SmolLM2-135M: its 134.5
         // million parameters, the tied embedding counted as the LM head).
@@ -589,7 +634,7 @@ mod tests {
         assert_eq!(weights_per_token(&tiny), 106_496);
         // Tiny: the context (512) is the limit; the first chunk too.
         assert_eq!(
-            PrefillLimits::for_model(&tiny),
+            PrefillLimits::for_model(&tiny, INSTRUCTIONS_PER_WEIGHT_ESTIMATE),
             PrefillLimits {
                 first: 512,
                 max: 512
@@ -597,8 +642,9 @@ mod tests {
         );
         // SmolLM2-135M: 909 positions of 576 floats fit in 2 MiB; the
         // first chunk is 20 billion / (4 × 134.5 million) = 37 tokens, 36
-        // in whole blocks of four.
-        let limits = PrefillLimits::for_model(&smol);
+        // in whole blocks of four, with an f32 stage; twice that, 74 and
+        // 72, when every stage is int8.
+        let limits = PrefillLimits::for_model(&smol, INSTRUCTIONS_PER_WEIGHT_ESTIMATE);
         assert_eq!(
             limits,
             PrefillLimits {
@@ -606,9 +652,16 @@ mod tests {
                 max: 909
             }
         );
+        assert_eq!(
+            PrefillLimits::for_model(&smol, INSTRUCTIONS_PER_WEIGHT_ESTIMATE_Q8),
+            PrefillLimits {
+                first: 72,
+                max: 909
+            }
+        );
         let limit = MAX_INTER_CANISTER_PAYLOAD_BYTES as usize;
         for config in [&smol, &tiny] {
-            let max = PrefillLimits::for_model(config).max;
+            let max = PrefillLimits::for_model(config, INSTRUCTIONS_PER_WEIGHT_ESTIMATE).max;
             let (request, reply) = forward_bytes(max, config.hidden_size);
             assert!(request <= limit && reply <= limit, "{request} {reply}");
             // The framing is well within its allowance.
