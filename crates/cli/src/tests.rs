@@ -208,20 +208,7 @@ fn the_network_commands_deploy_and_chat_over_http() {
 /// test command), which makes it a failure.
 fn smollm2() -> Option<PathBuf> {
     let dir = workspace().join("models/smollm2-135m-instruct/q8-1");
-    if dir.join("manifest.json").is_file() {
-        return Some(dir);
-    }
-    let required = std::env::var("ENGINE_REQUIRE_SMOLLM2").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "ENGINE_REQUIRE_SMOLLM2=1 but {} is missing: run scripts/prepare_smollm2.sh",
-        dir.display()
-    );
-    eprintln!(
-        "notice: {} is missing, skipping (run scripts/prepare_smollm2.sh)",
-        dir.display()
-    );
-    None
+    model_format::prepared::prepared(&dir).then_some(dir)
 }
 
 /// The default model through the server, as the README's main command runs

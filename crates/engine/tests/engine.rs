@@ -68,20 +68,7 @@ fn tiny(stages: usize) -> &'static Model {
 /// been prepared and `ENGINE_REQUIRE_SMOLLM2` is not set.
 fn smollm2(stages: usize) -> Option<&'static Model> {
     let path = models_dir().join(SMOLLM2).join(format!("stages-{stages}"));
-    if !path.join("manifest.json").exists() {
-        let required = std::env::var("ENGINE_REQUIRE_SMOLLM2").is_ok_and(|v| v == "1");
-        assert!(
-            !required,
-            "ENGINE_REQUIRE_SMOLLM2=1 but {} is missing: run scripts/prepare_smollm2.sh",
-            path.display()
-        );
-        eprintln!(
-            "notice: {} is missing, skipping (run scripts/prepare_smollm2.sh; set ENGINE_REQUIRE_SMOLLM2=1 to make this an error)",
-            path.display()
-        );
-        return None;
-    }
-    Some(load_cached(&path))
+    model_format::prepared::prepared(&path).then(|| load_cached(&path))
 }
 
 #[derive(Debug, Deserialize)]

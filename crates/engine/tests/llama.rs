@@ -27,20 +27,7 @@ fn smollm2_dir(stages: usize) -> Option<PathBuf> {
     let path = models_dir()
         .join("smollm2-135m-instruct")
         .join(format!("stages-{stages}"));
-    if path.join("manifest.json").exists() {
-        return Some(path);
-    }
-    let required = std::env::var("ENGINE_REQUIRE_SMOLLM2").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "ENGINE_REQUIRE_SMOLLM2=1 but {} is missing: run scripts/prepare_smollm2.sh",
-        path.display()
-    );
-    eprintln!(
-        "notice: {} is missing, skipping (run scripts/prepare_smollm2.sh)",
-        path.display()
-    );
-    None
+    model_format::prepared::prepared(&path).then_some(path)
 }
 
 fn read_dir(path: &Path) -> ModelDir {

@@ -21,6 +21,7 @@
 //! ```
 
 mod error;
+pub mod prepared;
 pub use error::{FormatError, Result};
 
 /// Limits of a generation request that the engine enforces and the

@@ -21,21 +21,7 @@ pub const SMOLLM2: &str = "smollm2-135m-instruct";
 /// after a notice.
 pub fn smollm2_dir(cut: &str) -> Option<String> {
     let dir = format!("{SMOLLM2}/{cut}");
-    if workspace()
-        .join("models")
-        .join(&dir)
-        .join("manifest.json")
-        .exists()
-    {
-        return Some(dir);
-    }
-    let required = std::env::var("ENGINE_REQUIRE_SMOLLM2").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "ENGINE_REQUIRE_SMOLLM2=1 but models/{dir} is missing: run scripts/prepare_smollm2.sh"
-    );
-    eprintln!("notice: models/{dir} is missing, skipping (run scripts/prepare_smollm2.sh)");
-    None
+    model_format::prepared::prepared(&workspace().join("models").join(&dir)).then_some(dir)
 }
 
 #[test]
