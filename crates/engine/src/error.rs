@@ -126,6 +126,26 @@ pub enum Error {
     /// Memory could not be reserved (the heap is full).
     #[error("cannot reserve {bytes} bytes for {what}: out of memory")]
     OutOfMemory { what: String, bytes: usize },
+
+    /// A chunk arrived out of order (a file is assembled front to back).
+    #[error("{file}: expected chunk {expected} next, got chunk {found}")]
+    ChunkOrder {
+        file: String,
+        expected: usize,
+        found: usize,
+    },
+
+    /// A tokenizer piece past the end of `tokenizer.json`.
+    #[error("tokenizer chunk {chunk} out of range: the tokenizer has {chunks} chunks")]
+    TokenizerChunkOutOfRange { chunk: usize, chunks: usize },
+
+    /// A model was finished before every chunk of a file arrived.
+    #[error("{file} is incomplete: {received} of {expected} chunks received")]
+    Incomplete {
+        file: String,
+        received: usize,
+        expected: usize,
+    },
 }
 
 impl Error {

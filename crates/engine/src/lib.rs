@@ -42,6 +42,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod assembly;
 pub mod error;
 pub mod generate;
 pub mod llama;
@@ -53,6 +54,7 @@ pub mod tokenizer;
 #[cfg(target_arch = "wasm32")]
 mod wasm_entropy;
 
+pub use assembly::{AssembledModel, ModelAssembly};
 pub use error::{Error, Result};
 pub use generate::{generate, FinishReason, Generation, Output, Step, TokenLoop};
 #[cfg(not(target_arch = "wasm32"))]

@@ -11,26 +11,6 @@ pub enum WebError {
     #[error(transparent)]
     Engine(#[from] engine::Error),
 
-    /// A chunk arrived out of order (each file is assembled front to back).
-    #[error("{file}: expected chunk {expected} next, got chunk {found}")]
-    ChunkOrder {
-        file: String,
-        expected: usize,
-        found: usize,
-    },
-
-    /// A tokenizer chunk past the end of `tokenizer.json`.
-    #[error("tokenizer chunk {chunk} out of range: the tokenizer has {chunks} chunks")]
-    TokenizerChunkOutOfRange { chunk: usize, chunks: usize },
-
-    /// The model was finished before every chunk of a file arrived.
-    #[error("{file} is incomplete: {received} of {expected} chunks received")]
-    Incomplete {
-        file: String,
-        received: usize,
-        expected: usize,
-    },
-
     /// The chat passed in is not a JSON list of `{role, content}`.
     #[error("the messages are not a JSON list of {{role, content}}: {0}")]
     Messages(String),

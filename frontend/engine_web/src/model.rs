@@ -1,10 +1,10 @@
 //! The engine side of the browser API, in plain Rust (tested natively).
 //!
 //! [`ModelLoader`] takes a model's manifest, then its files chunk by chunk
-//! as the task manager serves them (each stage chunk checked against the
-//! manifest's size and SHA-256 on arrival), and [`ModelLoader::finish`]
-//! checks every whole file against the manifest before tract loads the
-//! stages. [`LoadedModel::start`] encodes a chat the way the worker
+//! as the task manager serves them, assembled and checked by the engine's
+//! [`ModelAssembly`] (each stage chunk against the manifest's size and
+//! SHA-256 on arrival, every whole file at the end), before tract loads
+//! the stages. [`LoadedModel::start`] encodes a chat the way the worker
 //! canister does (`Tokenizer::encode_chat`, generation prompt added) and
 //! returns a [`Run`], stepped one token at a time so that its caller can
 //! look for a cancel between tokens.
@@ -12,10 +12,11 @@
 use std::sync::Arc;
 
 use engine::{
-    ChatMessage, FinishReason, Generation, Manifest, Pipeline, SamplingParams, Tokenizer,
+    AssembledModel, ChatMessage, FinishReason, Generation, Manifest, ModelAssembly, Pipeline,
+    SamplingParams, Tokenizer,
 };
 
-use crate::error::{Result, WebError};
+use crate::error::Result;
 
 /// Sampling as the app's local mode passes it (temperature 0: greedy).
 #[derive(Debug, Clone, PartialEq)]
@@ -39,150 +40,54 @@ impl Settings {
     }
 }
 
-/// A file being assembled from its chunks, in order.
-#[derive(Debug, Default)]
-struct Assembly {
-    bytes: Vec<u8>,
-    chunks: usize,
-}
-
-/// A model arriving chunk by chunk.
+/// A model's files arriving chunk by chunk (the engine's
+/// [`ModelAssembly`], which checks them), then loaded into tract.
 #[derive(Debug)]
 pub struct ModelLoader {
-    manifest: Manifest,
-    tokenizer: Assembly,
-    stages: Vec<Assembly>,
+    files: ModelAssembly,
 }
 
 impl ModelLoader {
     /// Parses and validates `manifest.json`.
     pub fn new(manifest_json: &[u8]) -> Result<Self> {
-        let manifest = Manifest::from_json(manifest_json).map_err(engine::Error::from)?;
-        let stages = manifest
-            .stages
-            .iter()
-            .map(|_| Assembly::default())
-            .collect();
         Ok(ModelLoader {
-            manifest,
-            tokenizer: Assembly::default(),
-            stages,
+            files: ModelAssembly::new(manifest_json)?,
         })
     }
 
     pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+        self.files.manifest()
     }
 
     /// Chunks of `tokenizer.json`: its size cut into `chunk_size` pieces.
     pub fn tokenizer_chunks(&self) -> usize {
-        self.manifest
-            .tokenizer
-            .size
-            .div_ceil(self.manifest.chunk_size)
-            .try_into()
-            .unwrap_or(usize::MAX)
+        self.files.tokenizer_chunks()
     }
 
     /// Bytes of every file (stages and tokenizer).
     pub fn total_bytes(&self) -> u64 {
-        self.manifest.tokenizer.size + self.manifest.stages.iter().map(|s| s.size).sum::<u64>()
+        self.files.total_bytes()
     }
 
-    /// Adds chunk `index` of `tokenizer.json` (chunks come in order). The
-    /// manifest has no hash per tokenizer chunk: the whole file is checked
-    /// by [`ModelLoader::finish`].
+    /// Adds chunk `index` of `tokenizer.json` (chunks come in order).
     pub fn add_tokenizer_chunk(&mut self, index: usize, bytes: &[u8]) -> Result<()> {
-        let expected_chunks = self.tokenizer_chunks();
-        let size = self.manifest.tokenizer.size;
-        let chunk_size = self.manifest.chunk_size;
-        let file = &mut self.tokenizer;
-        if index != file.chunks {
-            return Err(WebError::ChunkOrder {
-                file: "tokenizer".into(),
-                expected: file.chunks,
-                found: index,
-            });
-        }
-        if index >= expected_chunks {
-            return Err(WebError::TokenizerChunkOutOfRange {
-                chunk: index,
-                chunks: expected_chunks,
-            });
-        }
-        let offset = index as u64 * chunk_size;
-        let expected = (size - offset).min(chunk_size);
-        if bytes.len() as u64 != expected {
-            return Err(engine::Error::SizeMismatch {
-                what: format!("tokenizer chunk {index}"),
-                expected,
-                found: bytes.len() as u64,
-            }
-            .into());
-        }
-        file.bytes.extend_from_slice(bytes);
-        file.chunks += 1;
-        Ok(())
+        Ok(self.files.add_tokenizer_chunk(index, bytes)?)
     }
 
     /// Adds chunk `index` of stage `stage` (chunks come in order), checked
     /// against the manifest's size and SHA-256 for it.
     pub fn add_stage_chunk(&mut self, stage: usize, index: usize, bytes: &[u8]) -> Result<()> {
-        self.manifest
-            .verify_chunk(stage, index, bytes)
-            .map_err(engine::Error::from)?;
-        let file = self
-            .stages
-            .get_mut(stage)
-            .ok_or(engine::Error::StageOutOfRange {
-                stage,
-                stages: self.manifest.stages.len(),
-            })?;
-        if index != file.chunks {
-            return Err(WebError::ChunkOrder {
-                file: format!("stage {stage}"),
-                expected: file.chunks,
-                found: index,
-            });
-        }
-        if file.bytes.is_empty() {
-            file.bytes
-                .reserve_exact(self.manifest.stages[stage].size as usize);
-        }
-        file.bytes.extend_from_slice(bytes);
-        file.chunks += 1;
-        Ok(())
+        Ok(self.files.add_stage_chunk(stage, index, bytes)?)
     }
 
     /// Checks every file against the manifest (size and SHA-256), then
     /// builds the tokenizer and loads the stages into tract.
     pub fn finish(self) -> Result<LoadedModel> {
-        let tokenizer_chunks = self.tokenizer_chunks();
-        let manifest = self.manifest;
-        for (meta, file) in manifest.stages.iter().zip(&self.stages) {
-            if file.chunks != meta.chunks.len() {
-                return Err(WebError::Incomplete {
-                    file: format!("stage {}", meta.index),
-                    received: file.chunks,
-                    expected: meta.chunks.len(),
-                });
-            }
-            manifest
-                .verify_stage(meta.index, &file.bytes)
-                .map_err(engine::Error::from)?;
-        }
-        if self.tokenizer.chunks != tokenizer_chunks {
-            return Err(WebError::Incomplete {
-                file: "tokenizer".into(),
-                received: self.tokenizer.chunks,
-                expected: tokenizer_chunks,
-            });
-        }
-        manifest
-            .verify_tokenizer(&self.tokenizer.bytes)
-            .map_err(engine::Error::from)?;
-        let tokenizer = Tokenizer::new(&manifest, &self.tokenizer.bytes)?;
-        let stages: Vec<Vec<u8>> = self.stages.into_iter().map(|s| s.bytes).collect();
+        let AssembledModel {
+            manifest,
+            tokenizer,
+            stages,
+        } = self.files.finish()?;
         let pipeline = Pipeline::load(&manifest, &stages)?;
         Ok(LoadedModel {
             manifest,

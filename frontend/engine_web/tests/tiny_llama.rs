@@ -156,11 +156,11 @@ fn corrupt_or_misplaced_chunks_are_refused() {
     let second = &model.stages[0][size..2 * size];
     assert_eq!(
         loader.add_stage_chunk(0, 1, second),
-        Err(WebError::ChunkOrder {
+        Err(WebError::Engine(engine::Error::ChunkOrder {
             file: "stage 0".into(),
             expected: 0,
             found: 1
-        })
+        }))
     );
     assert!(matches!(
         loader.add_stage_chunk(1, 0, first),
@@ -181,29 +181,29 @@ fn corrupt_or_misplaced_chunks_are_refused() {
     );
     assert_eq!(
         loader.add_tokenizer_chunk(1, &model.tokenizer),
-        Err(WebError::ChunkOrder {
+        Err(WebError::Engine(engine::Error::ChunkOrder {
             file: "tokenizer".into(),
             expected: 0,
             found: 1
-        })
+        }))
     );
     loader.add_tokenizer_chunk(0, &model.tokenizer).unwrap();
     assert_eq!(
         loader.add_tokenizer_chunk(1, b"x"),
-        Err(WebError::TokenizerChunkOutOfRange {
+        Err(WebError::Engine(engine::Error::TokenizerChunkOutOfRange {
             chunk: 1,
             chunks: 1
-        })
+        }))
     );
     // Not every chunk arrived.
     let chunks = model.manifest.stages[0].chunks.len();
     assert_eq!(
         loader.finish().unwrap_err(),
-        WebError::Incomplete {
+        WebError::Engine(engine::Error::Incomplete {
             file: "stage 0".into(),
             received: 1,
             expected: chunks
-        }
+        })
     );
 }
 

@@ -46,20 +46,6 @@ pub enum GpuError {
     EmptyInput,
     #[error("the KV cache is full: {needed} positions needed, capacity {capacity}")]
     ContextFull { needed: usize, capacity: usize },
-    #[error("{file}: expected chunk {expected} next, got chunk {found}")]
-    ChunkOrder {
-        file: String,
-        expected: usize,
-        found: usize,
-    },
-    #[error("tokenizer chunk {chunk} out of range: the tokenizer has {chunks} chunks")]
-    TokenizerChunkOutOfRange { chunk: usize, chunks: usize },
-    #[error("{file} is incomplete: {received} of {expected} chunks received")]
-    Incomplete {
-        file: String,
-        received: usize,
-        expected: usize,
-    },
     #[error("the messages are not a JSON list of {{role, content}}: {0}")]
     Messages(String),
     #[error("the seed must have 32 bytes, found {found}")]

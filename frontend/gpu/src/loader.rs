@@ -2,48 +2,29 @@
 //! into a [`ChatModel`] on the GPU: the browser's load path (plain Rust,
 //! tested natively; `web` adapts it to JavaScript).
 //!
-//! [`ModelLoader`] checks each stage chunk against the manifest's size and
-//! SHA-256 on arrival and [`ModelLoader::finish`] every whole file, before
-//! the tokenizer is built and the weights are read from the stage files.
+//! [`ModelLoader`] assembles the files with the engine's [`ModelAssembly`]
+//! (each stage chunk checked against the manifest's size and SHA-256 on
+//! arrival, every whole file at the end, as the CPU backend does), then
+//! reads the weights from the stage files.
 //! [`ChatModel`] encodes a chat as the worker canister does
 //! (`Tokenizer::encode_chat`, generation prompt added) and generates with
 //! [`generate`](crate::generate()), so its greedy answer is the canisters'.
 
-use engine::{ChatMessage, Manifest, SamplingParams, Step, Tokenizer};
+use engine::{
+    AssembledModel, ChatMessage, Manifest, ModelAssembly, SamplingParams, Step, Tokenizer,
+};
 
 use crate::context::Gpu;
-use crate::error::{GpuError, Result};
+use crate::error::Result;
 use crate::generate::{generate, Flow, GpuOutput};
 use crate::model::{GpuModel, ModelOptions};
 use crate::weights::ModelWeights;
 
-/// A file assembled from its chunks, front to back.
-#[derive(Debug, Default)]
-struct Assembly {
-    bytes: Vec<u8>,
-    chunks: usize,
-}
-
-impl Assembly {
-    fn expect_next(&self, file: impl FnOnce() -> String, index: usize) -> Result<()> {
-        if index == self.chunks {
-            Ok(())
-        } else {
-            Err(GpuError::ChunkOrder {
-                file: file(),
-                expected: self.chunks,
-                found: index,
-            })
-        }
-    }
-}
-
-/// A model's files arriving chunk by chunk.
+/// A model's files arriving chunk by chunk (the engine's
+/// [`ModelAssembly`], which checks them), then read as GPU weights.
 #[derive(Debug)]
 pub struct ModelLoader {
-    manifest: Manifest,
-    tokenizer: Assembly,
-    stages: Vec<Assembly>,
+    files: ModelAssembly,
 }
 
 /// Every file of a model, checked: the manifest, the tokenizer and the
@@ -58,111 +39,39 @@ pub struct CheckedModel {
 impl ModelLoader {
     /// Parses and validates `manifest.json`.
     pub fn new(manifest_json: &[u8]) -> Result<Self> {
-        let manifest = Manifest::from_json(manifest_json).map_err(engine::Error::from)?;
-        let stages = manifest
-            .stages
-            .iter()
-            .map(|_| Assembly::default())
-            .collect();
         Ok(ModelLoader {
-            manifest,
-            tokenizer: Assembly::default(),
-            stages,
+            files: ModelAssembly::new(manifest_json)?,
         })
     }
 
     pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+        self.files.manifest()
     }
 
     /// Pieces of `tokenizer.json`: its size cut into `chunk_size` pieces.
     pub fn tokenizer_chunks(&self) -> usize {
-        let m = &self.manifest;
-        usize::try_from(m.tokenizer.size.div_ceil(m.chunk_size)).unwrap_or(usize::MAX)
+        self.files.tokenizer_chunks()
     }
 
-    /// Adds piece `index` of `tokenizer.json` (pieces come in order). The
-    /// manifest has no hash per piece: [`ModelLoader::finish`] checks the
-    /// whole file.
+    /// Adds piece `index` of `tokenizer.json` (pieces come in order).
     pub fn add_tokenizer_chunk(&mut self, index: usize, bytes: &[u8]) -> Result<()> {
-        let chunks = self.tokenizer_chunks();
-        self.tokenizer
-            .expect_next(|| "tokenizer".to_string(), index)?;
-        if index >= chunks {
-            return Err(GpuError::TokenizerChunkOutOfRange {
-                chunk: index,
-                chunks,
-            });
-        }
-        let m = &self.manifest;
-        let expected = (m.tokenizer.size - index as u64 * m.chunk_size).min(m.chunk_size);
-        if bytes.len() as u64 != expected {
-            return Err(engine::Error::SizeMismatch {
-                what: format!("tokenizer chunk {index}"),
-                expected,
-                found: bytes.len() as u64,
-            }
-            .into());
-        }
-        self.tokenizer.bytes.extend_from_slice(bytes);
-        self.tokenizer.chunks += 1;
-        Ok(())
+        Ok(self.files.add_tokenizer_chunk(index, bytes)?)
     }
 
     /// Adds chunk `index` of stage `stage` (chunks come in order), checked
     /// against the manifest's size and SHA-256 for it.
     pub fn add_stage_chunk(&mut self, stage: usize, index: usize, bytes: &[u8]) -> Result<()> {
-        self.manifest
-            .verify_chunk(stage, index, bytes)
-            .map_err(engine::Error::from)?;
-        let (Some(meta), Some(file)) =
-            (self.manifest.stages.get(stage), self.stages.get_mut(stage))
-        else {
-            return Err(engine::Error::StageOutOfRange {
-                stage,
-                stages: self.manifest.stages.len(),
-            }
-            .into());
-        };
-        file.expect_next(|| format!("stage {stage}"), index)?;
-        if file.bytes.is_empty() {
-            file.bytes
-                .reserve_exact(usize::try_from(meta.size).unwrap_or(0));
-        }
-        file.bytes.extend_from_slice(bytes);
-        file.chunks += 1;
-        Ok(())
+        Ok(self.files.add_stage_chunk(stage, index, bytes)?)
     }
 
     /// Checks every file whole (size and SHA-256), builds the tokenizer and
     /// reads the weights from the stage files.
     pub fn finish(self) -> Result<CheckedModel> {
-        let tokenizer_chunks = self.tokenizer_chunks();
-        let manifest = self.manifest;
-        for (meta, file) in manifest.stages.iter().zip(&self.stages) {
-            if file.chunks != meta.chunks.len() {
-                return Err(GpuError::Incomplete {
-                    file: format!("stage {}", meta.index),
-                    received: file.chunks,
-                    expected: meta.chunks.len(),
-                });
-            }
-            manifest
-                .verify_stage(meta.index, &file.bytes)
-                .map_err(engine::Error::from)?;
-        }
-        if self.tokenizer.chunks != tokenizer_chunks {
-            return Err(GpuError::Incomplete {
-                file: "tokenizer".into(),
-                received: self.tokenizer.chunks,
-                expected: tokenizer_chunks,
-            });
-        }
-        manifest
-            .verify_tokenizer(&self.tokenizer.bytes)
-            .map_err(engine::Error::from)?;
-        let tokenizer = Tokenizer::new(&manifest, &self.tokenizer.bytes)?;
-        let stages: Vec<Vec<u8>> = self.stages.into_iter().map(|s| s.bytes).collect();
+        let AssembledModel {
+            manifest,
+            tokenizer,
+            stages,
+        } = self.files.finish()?;
         let weights = ModelWeights::from_stage_files(&manifest, &stages)?;
         Ok(CheckedModel {
             manifest,

@@ -150,11 +150,11 @@ fn bad_chunks_are_refused() {
     assert!(
         matches!(
             err,
-            GpuError::ChunkOrder {
+            GpuError::Engine(engine::Error::ChunkOrder {
                 expected: 0,
                 found: 1,
                 ..
-            }
+            })
         ),
         "{err}"
     );
@@ -173,7 +173,10 @@ fn bad_chunks_are_refused() {
     let err = loader
         .add_tokenizer_chunk(pieces.len(), pieces[0])
         .unwrap_err();
-    assert!(matches!(err, GpuError::ChunkOrder { .. }), "{err}");
+    assert!(
+        matches!(err, GpuError::Engine(engine::Error::ChunkOrder { .. })),
+        "{err}"
+    );
 
     // Finished with a chunk missing.
     let mut loader = ModelLoader::new(&model.json).unwrap();
@@ -185,7 +188,10 @@ fn bad_chunks_are_refused() {
         .unwrap();
     let err = loader.finish().unwrap_err();
     assert!(
-        matches!(err, GpuError::Incomplete { received: 1, .. }),
+        matches!(
+            err,
+            GpuError::Engine(engine::Error::Incomplete { received: 1, .. })
+        ),
         "{err}"
     );
     assert!(
@@ -202,7 +208,10 @@ fn bad_chunks_are_refused() {
     }
     let err = loader.finish().unwrap_err();
     assert!(
-        matches!(err, GpuError::Incomplete { received: 0, .. }),
+        matches!(
+            err,
+            GpuError::Engine(engine::Error::Incomplete { received: 0, .. })
+        ),
         "{err}"
     );
 
