@@ -41,18 +41,9 @@ mkdir -p "$STATE"
 # The controller's key, made once.
 [ -f "$STATE/controller.pem" ] || openssl genpkey -algorithm ed25519 -out "$STATE/controller.pem"
 
-"$ICLLM" replica serve --port "$PORT" --state-dir "$STATE" --frontend "$UI" >"$STATE/serve.log" 2>&1 &
-server=$!
-# Stopping the server writes its checkpoint: wait for it.
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-url=""
-for _ in $(seq 1 600); do
-  url=$(sed -n 's/^url: //p' "$STATE/serve.log")
-  [ -n "$url" ] && break
-  kill -0 $server 2>/dev/null || { cat "$STATE/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "the replica did not start: see $STATE/serve.log" >&2; exit 1; }
+# shellcheck source=scripts/serve_replica.sh
+. scripts/serve_replica.sh
+serve_replica "$ICLLM" "$PORT" "$STATE" "$UI" "$STATE/serve.log" || exit 1
 echo "local replica: $url (root key in $STATE/serve.log, state in $STATE)"
 
 net=(--network "$url" --identity "$STATE/controller.pem")

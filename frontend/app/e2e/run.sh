@@ -68,17 +68,9 @@ rm -rf "$WORK/state" "$WORK/screenshots"
 mkdir -p "$WORK/state"
 openssl genpkey -algorithm ed25519 -out "$WORK/state/controller.pem" 2>/dev/null
 
-"$ICLLM" replica serve --port 0 --state-dir "$WORK/state" --frontend "$APP/dist" >"$WORK/serve.log" 2>&1 &
-server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-url=""
-for _ in $(seq 1 600); do
-  url=$(sed -n 's/^url: //p' "$WORK/serve.log")
-  [ -n "$url" ] && break
-  kill -0 $server 2>/dev/null || { cat "$WORK/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "e2e: the replica did not start: see $WORK/serve.log" >&2; exit 1; }
+# shellcheck source=../../../scripts/serve_replica.sh
+. "$ROOT/scripts/serve_replica.sh"
+serve_replica "$ICLLM" 0 "$WORK/state" "$APP/dist" "$WORK/serve.log" || exit 1
 echo "e2e: replica and UI at $url"
 
 net=(--network "$url" --identity "$WORK/state/controller.pem")
