@@ -44,9 +44,13 @@ build() {
   # and every step after cargo. When none changed, the shipped module is
   # reused (wasm-opt -Oz alone takes over a minute on the worker, and
   # every test process asks for the modules).
-  local key
-  key="$(cat "$module" "$did" "$0" scripts/wasm_metadata.py scripts/wasm_code_section.py \
-    crates/wasm_fold/Cargo.toml crates/wasm_fold/src/*.rs | sha256sum | cut -d' ' -f1) $opt"
+  # The paths are the project's (the script runs from its root, however it
+  # was invoked), and binaryen's version counts when it runs.
+  local key tools=""
+  [ "$opt" = wasm-opt ] && tools="$(wasm-opt --version 2>/dev/null || true)"
+  key="$(cat "$module" "$did" scripts/build_canisters.sh scripts/wasm_metadata.py \
+    scripts/wasm_code_section.py crates/wasm_fold/Cargo.toml crates/wasm_fold/src/*.rs |
+    sha256sum | cut -d' ' -f1) $opt $tools"
   if [ -f "$OUT/$c.wasm" ] && [ "$(cat "$OUT/.$c.key" 2>/dev/null)" = "$key" ]; then
     echo "$OUT/$c.wasm is up to date"
   else

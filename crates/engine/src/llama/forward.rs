@@ -933,9 +933,9 @@ impl LlamaStage {
 mod tests {
     use super::*;
 
-    /// Every shape the int8 product splits into blocks of four rows and
-    /// tokens, and their remainders: each output is the one product of its
-    /// row and token.
+    /// Every shape the int8 product splits into tiles of eight or four rows
+    /// by four tokens, four rows by one token, and their remainders: each
+    /// output is the one product of its row and token.
     #[test]
     fn q8_matmul_gives_every_row_and_token_its_own_dot_product() {
         let cols = 4 * BLOCK + 2 * BLOCK; // one group and two tail blocks
